@@ -1,0 +1,459 @@
+/*
+ * alloc.c -- block and inode allocation in allocation groups.
+ *
+ * Design notes
+ *
+ * Each group has a descriptor (free counts), a block bitmap and an inode
+ * bitmap (pfs_format.h).  The descriptors are mirrored in fs->groups so a
+ * search for a group with room needs no I/O; the bitmaps are read through
+ * the block cache when a group is searched.
+ *
+ * Invariants (all protected by fs->lock):
+ *   A1. fs->groups[g].free_blocks == the descriptor's free_blocks == the
+ *       number of clear bits among the group's first nblocks bits.  The
+ *       same holds for inodes.  Every change updates bitmap, descriptor
+ *       and mirror in one call, under the running transaction.
+ *   A2. fs->free_blocks / fs->free_inodes are the sums over the groups.
+ *   A3. Group metadata (descriptor, bitmaps, inode table) is always marked
+ *       used, so an allocation can never hand it out; alloc_free_blocks
+ *       refuses to free it (alloc_block_valid).
+ *   A4. Freeing a clear bit or allocating a set bit is corruption: the
+ *       call fails with -EUCLEAN and changes nothing.
+ *
+ * Placement: each node slot starts its data allocations in its own region
+ * of groups (slot * ngroups / max_slots) so nodes of a cluster rarely
+ * contend for a group; files' blocks go near their inode, their extents
+ * continue from the previous one (the caller passes that as goal);
+ * directories spread over groups with more than average free inodes.
+ */
+#include <errno.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "pfs_fs.h"
+#include "pfs_util.h"
+
+uint64_t fs_group_first_block(const struct pfs_fs *fs, uint32_t g)
+{
+	return fs->group_start + (uint64_t)g * fs->bpg;
+}
+
+static uint32_t group_of_block(const struct pfs_fs *fs, uint64_t blk)
+{
+	return (uint32_t)((blk - fs->group_start) / fs->bpg);
+}
+
+static uint32_t group_meta_blocks(const struct pfs_fs *fs)
+{
+	return PFS_GROUP_META_BLOCKS + fs->itb;
+}
+
+bool alloc_block_valid(const struct pfs_fs *fs, uint64_t blk)
+{
+	if (blk < fs->group_start)
+		return false;
+	uint32_t g = group_of_block(fs, blk);
+	if (g >= fs->ngroups)
+		return false;
+	uint64_t off = blk - fs_group_first_block(fs, g);
+	return off >= group_meta_blocks(fs) && off < fs->groups[g].nblocks;
+}
+
+static int read_desc(struct pfs_fs *fs, uint32_t g, struct buf **out)
+{
+	return bcache_read(fs->bc, fs_group_first_block(fs, g), BUF_META,
+			   PFS_MAGIC_GROUP, out);
+}
+
+static int desc_check(struct pfs_fs *fs, uint32_t g, const struct pfs_group_desc *d)
+{
+	uint64_t first = fs_group_first_block(fs, g);
+	uint32_t nb = le32_to_cpu(d->nblocks);
+	if (le32_to_cpu(d->group) != g || nb > fs->bpg ||
+	    nb <= group_meta_blocks(fs) ||
+	    le32_to_cpu(d->free_blocks) > nb ||
+	    le32_to_cpu(d->ninodes) != fs->ipg ||
+	    le32_to_cpu(d->free_inodes) > fs->ipg ||
+	    le64_to_cpu(d->block_bitmap) != first + 1 ||
+	    le64_to_cpu(d->inode_bitmap) != first + 2 ||
+	    le64_to_cpu(d->inode_table) != first + 3 ||
+	    first + nb > fs->nblocks - 1) {
+		pfs_err("group %u: descriptor at block %llu is inconsistent", g,
+			(unsigned long long)first);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+int alloc_init(struct pfs_fs *fs)
+{
+	fs->groups = calloc(fs->ngroups, sizeof(*fs->groups));
+	if (!fs->groups)
+		return -ENOMEM;
+	fs->free_blocks = fs->free_inodes = 0;
+	int err = 0;
+	for (uint32_t g = 0; g < fs->ngroups; g++) {
+		struct buf *b;
+		err = read_desc(fs, g, &b);
+		if (err)
+			goto out_free_groups;
+		const struct pfs_group_desc *d = buf_data(b);
+		err = desc_check(fs, g, d);
+		if (!err) {
+			fs->groups[g].nblocks = le32_to_cpu(d->nblocks);
+			fs->groups[g].free_blocks = le32_to_cpu(d->free_blocks);
+			fs->groups[g].free_inodes = le32_to_cpu(d->free_inodes);
+			fs->groups[g].ndirs = le32_to_cpu(d->ndirs);
+			fs->free_blocks += fs->groups[g].free_blocks;
+			fs->free_inodes += fs->groups[g].free_inodes;
+		}
+		buf_put(b);
+		if (err)
+			goto out_free_groups;
+	}
+	uint32_t nslots = le32_to_cpu(fs->sb.max_slots);
+	fs->alloc_group = (uint32_t)(((uint64_t)fs->slot * fs->ngroups) / (nslots ? nslots : 1));
+	return 0;
+
+out_free_groups:
+	free(fs->groups);
+	fs->groups = NULL;
+	return err;
+}
+
+void alloc_fini(struct pfs_fs *fs)
+{
+	free(fs->groups);
+	fs->groups = NULL;
+}
+
+/* ---- bitmap helpers: bit i of a bitmap block ---- */
+
+static inline uint8_t *bm_bits(void *blk)
+{
+	return (uint8_t *)blk + PFS_BITMAP_OFFSET;
+}
+
+static inline bool bm_test(const uint8_t *bits, uint32_t i)
+{
+	return bits[i >> 3] & (1u << (i & 7));
+}
+
+static inline void bm_set(uint8_t *bits, uint32_t i) { bits[i >> 3] |= (uint8_t)(1u << (i & 7)); }
+static inline void bm_clear(uint8_t *bits, uint32_t i) { bits[i >> 3] &= (uint8_t)~(1u << (i & 7)); }
+
+/* First clear bit in [from, limit), or limit.  Skips full bytes fast. */
+static uint32_t bm_find_clear(const uint8_t *bits, uint32_t from, uint32_t limit)
+{
+	uint32_t i = from;
+	while (i < limit) {
+		if ((i & 63) == 0 && i + 64 <= limit) {
+			uint64_t w;
+			memcpy(&w, bits + (i >> 3), 8);
+			if (w == UINT64_MAX) {
+				i += 64;
+				continue;
+			}
+		}
+		if (!bm_test(bits, i))
+			return i;
+		i++;
+	}
+	return limit;
+}
+
+/* Length of the run of clear bits at i, at most max. */
+static uint32_t bm_run_clear(const uint8_t *bits, uint32_t i, uint32_t limit, uint32_t max)
+{
+	uint32_t n = 0;
+	while (i + n < limit && n < max && !bm_test(bits, i + n))
+		n++;
+	return n;
+}
+
+/* Change the free counts of group g by dblocks/dinodes/ddirs, in the
+ * descriptor (under the transaction) and in the mirror (A1, A2). */
+static int group_adjust(struct pfs_fs *fs, uint32_t g, int64_t dblocks,
+			int64_t dinodes, int64_t ddirs)
+{
+	struct buf *b;
+	int err = read_desc(fs, g, &b);
+	if (err)
+		return err;
+	err = tx_dirty(fs, b);
+	if (err) {
+		buf_put(b);
+		return err;
+	}
+	struct pfs_group_desc *d = buf_data(b);
+	struct pfs_group *gm = &fs->groups[g];
+	gm->free_blocks = (uint32_t)((int64_t)gm->free_blocks + dblocks);
+	gm->free_inodes = (uint32_t)((int64_t)gm->free_inodes + dinodes);
+	gm->ndirs = (uint32_t)((int64_t)gm->ndirs + ddirs);
+	PFS_BUG_ON(gm->free_blocks > gm->nblocks || gm->free_inodes > fs->ipg);
+	d->free_blocks = cpu_to_le32(gm->free_blocks);
+	d->free_inodes = cpu_to_le32(gm->free_inodes);
+	d->ndirs = cpu_to_le32(gm->ndirs);
+	fs->free_blocks = (uint64_t)((int64_t)fs->free_blocks + dblocks);
+	fs->free_inodes = (uint64_t)((int64_t)fs->free_inodes + dinodes);
+	buf_put(b);
+	return 0;
+}
+
+/* Try to allocate in group g from offset goal_off; 0 on success, -ENOSPC
+ * if the group has no free block. */
+static int alloc_in_group(struct pfs_fs *fs, uint32_t g, uint32_t goal_off,
+			  uint32_t want, uint64_t *start, uint32_t *got)
+{
+	struct pfs_group *gm = &fs->groups[g];
+	struct buf *b;
+	int err;
+
+	if (gm->free_blocks == 0)
+		return -ENOSPC;
+	err = bcache_read(fs->bc, fs_group_first_block(fs, g) + 1, BUF_META,
+			  PFS_MAGIC_BBITMAP, &b);
+	if (err)
+		return err;
+	uint8_t *bits = bm_bits(buf_data(b));
+	uint32_t limit = gm->nblocks;
+	uint32_t meta = group_meta_blocks(fs);
+	if (goal_off < meta || goal_off >= limit)
+		goal_off = meta;
+
+	/* Prefer a run of the full length near the goal; else the first
+	 * free block at or after the goal; else the first in the group. */
+	uint32_t best = limit, best_len = 0;
+	uint32_t i = bm_find_clear(bits, goal_off, limit);
+	uint32_t scanned = 0;
+	while (i < limit && scanned < 4096) {
+		uint32_t run = bm_run_clear(bits, i, limit, want);
+		if (run > best_len) {
+			best = i;
+			best_len = run;
+			if (run == want)
+				break;
+		}
+		scanned++;
+		i = bm_find_clear(bits, i + run, limit);
+	}
+	if (best_len == 0) {
+		i = bm_find_clear(bits, meta, limit);
+		if (i < limit) {
+			best = i;
+			best_len = bm_run_clear(bits, i, limit, want);
+		}
+	}
+	if (best_len == 0) {
+		pfs_err("group %u: %u free blocks counted but none in the bitmap",
+			g, gm->free_blocks);
+		buf_put(b);
+		return -EUCLEAN;
+	}
+	err = tx_dirty(fs, b);
+	if (err)
+		goto out_put;
+	for (uint32_t k = 0; k < best_len; k++) {
+		PFS_BUG_ON(bm_test(bits, best + k));        /* A4 */
+		bm_set(bits, best + k);
+	}
+	err = group_adjust(fs, g, -(int64_t)best_len, 0, 0);
+	if (err)
+		goto out_put;
+	*start = fs_group_first_block(fs, g) + best;
+	*got = best_len;
+out_put:
+	buf_put(b);
+	return err;
+}
+
+int alloc_blocks(struct pfs_fs *fs, uint64_t goal, uint32_t want,
+		 uint64_t *start, uint32_t *got)
+{
+	uint32_t g0, goal_off = 0;
+
+	if (want == 0)
+		want = 1;
+	if (want > PFS_EXT_MAX_LEN)
+		want = PFS_EXT_MAX_LEN;
+	if (fs->free_blocks == 0)
+		return -ENOSPC;
+	if (goal >= fs->group_start && group_of_block(fs, goal) < fs->ngroups) {
+		g0 = group_of_block(fs, goal);
+		goal_off = (uint32_t)(goal - fs_group_first_block(fs, g0));
+	} else {
+		g0 = fs->alloc_group % fs->ngroups;
+	}
+	for (uint32_t n = 0; n < fs->ngroups; n++) {
+		uint32_t g = (g0 + n) % fs->ngroups;
+		int err = alloc_in_group(fs, g, n == 0 ? goal_off : 0, want, start, got);
+		if (err == -ENOSPC)
+			continue;
+		if (!err)
+			fs->alloc_group = g;
+		return err;
+	}
+	return -ENOSPC;
+}
+
+int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len)
+{
+	while (len > 0) {
+		if (!alloc_block_valid(fs, start)) {
+			pfs_err("freeing block %llu outside any data area",
+				(unsigned long long)start);
+			return -EUCLEAN;                     /* A3 */
+		}
+		uint32_t g = group_of_block(fs, start);
+		uint64_t first = fs_group_first_block(fs, g);
+		uint32_t off = (uint32_t)(start - first);
+		uint32_t n = PFS_MIN(len, fs->groups[g].nblocks - off);
+		struct buf *b;
+		int err = bcache_read(fs->bc, first + 1, BUF_META, PFS_MAGIC_BBITMAP, &b);
+		if (err)
+			return err;
+		uint8_t *bits = bm_bits(buf_data(b));
+		for (uint32_t k = 0; k < n; k++) {
+			if (!bm_test(bits, off + k)) {
+				pfs_err("group %u: freeing free block %llu", g,
+					(unsigned long long)(start + k));
+				buf_put(b);
+				return -EUCLEAN;             /* A4 */
+			}
+		}
+		err = tx_dirty(fs, b);
+		if (err) {
+			buf_put(b);
+			return err;
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			bm_clear(bits, off + k);
+			bcache_forget(fs->bc, start + k);
+		}
+		buf_put(b);
+		err = group_adjust(fs, g, n, 0, 0);
+		if (err)
+			return err;
+		start += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Group for a new inode: files near the parent, directories spread out. */
+static uint32_t inode_group_choice(struct pfs_fs *fs, uint64_t parent, bool is_dir)
+{
+	uint32_t pg = parent ? (uint32_t)((parent - 1) / fs->ipg) : 0;
+	if (pg >= fs->ngroups)
+		pg = 0;
+	if (!is_dir)
+		return pg;
+	uint64_t avg_inodes = fs->free_inodes / fs->ngroups;
+	uint64_t avg_blocks = fs->free_blocks / fs->ngroups;
+	for (uint32_t n = 1; n <= fs->ngroups; n++) {
+		uint32_t g = (pg + n) % fs->ngroups;
+		if (fs->groups[g].free_inodes > 0 &&
+		    fs->groups[g].free_inodes >= avg_inodes &&
+		    fs->groups[g].free_blocks >= avg_blocks)
+			return g;
+	}
+	return pg;
+}
+
+int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino)
+{
+	if (fs->free_inodes == 0)
+		return -ENOSPC;
+	uint32_t g0 = inode_group_choice(fs, parent, is_dir);
+	for (uint32_t n = 0; n < fs->ngroups; n++) {
+		uint32_t g = (g0 + n) % fs->ngroups;
+		if (fs->groups[g].free_inodes == 0)
+			continue;
+		struct buf *b;
+		int err = bcache_read(fs->bc, fs_group_first_block(fs, g) + 2,
+				      BUF_META, PFS_MAGIC_IBITMAP, &b);
+		if (err)
+			return err;
+		uint8_t *bits = bm_bits(buf_data(b));
+		uint32_t i = bm_find_clear(bits, 0, fs->ipg);
+		if (i >= fs->ipg) {
+			pfs_err("group %u: free inodes counted but none in the bitmap", g);
+			buf_put(b);
+			return -EUCLEAN;
+		}
+		err = tx_dirty(fs, b);
+		if (!err) {
+			bm_set(bits, i);
+			err = group_adjust(fs, g, 0, -1, is_dir ? 1 : 0);
+		}
+		buf_put(b);
+		if (err)
+			return err;
+		*ino = (uint64_t)g * fs->ipg + i + 1;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int alloc_free_inode(struct pfs_fs *fs, uint64_t ino, bool is_dir)
+{
+	if (ino == 0 || ino > (uint64_t)fs->ngroups * fs->ipg)
+		return -EUCLEAN;
+	uint32_t g = (uint32_t)((ino - 1) / fs->ipg);
+	uint32_t i = (uint32_t)((ino - 1) % fs->ipg);
+	struct buf *b;
+	int err = bcache_read(fs->bc, fs_group_first_block(fs, g) + 2, BUF_META,
+			      PFS_MAGIC_IBITMAP, &b);
+	if (err)
+		return err;
+	uint8_t *bits = bm_bits(buf_data(b));
+	if (!bm_test(bits, i)) {
+		pfs_err("group %u: freeing free inode %llu", g, (unsigned long long)ino);
+		buf_put(b);
+		return -EUCLEAN;                             /* A4 */
+	}
+	err = tx_dirty(fs, b);
+	if (!err) {
+		bm_clear(bits, i);
+		err = group_adjust(fs, g, 0, 1, is_dir ? -1 : 0);
+	}
+	buf_put(b);
+	return err;
+}
+
+/* ---- bt_ops for inode-owned trees ---- */
+
+static int abt_alloc(void *arg, uint64_t goal, uint64_t *blk)
+{
+	struct inode_tree *it = arg;
+	uint32_t got;
+	if (!goal)
+		goal = inode_table_block(it->fs, it->ip->ino, NULL);
+	int err = alloc_blocks(it->fs, goal, 1, blk, &got);
+	if (!err)
+		it->ip->blocks++;
+	return err;
+}
+
+static int abt_free(void *arg, uint64_t blk)
+{
+	struct inode_tree *it = arg;
+	int err = alloc_free_blocks(it->fs, blk, 1);
+	if (!err) {
+		PFS_BUG_ON(it->ip->blocks == 0);
+		it->ip->blocks--;
+	}
+	return err;
+}
+
+static int abt_dirty(void *arg, struct buf *b)
+{
+	struct inode_tree *it = arg;
+	return tx_dirty(it->fs, b);
+}
+
+const struct bt_ops alloc_bt_ops = {
+	.alloc = abt_alloc,
+	.free = abt_free,
+	.dirty = abt_dirty,
+};

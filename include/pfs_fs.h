@@ -1,0 +1,261 @@
+/*
+ * pfs_fs.h -- the mounted filesystem: the volume context shared by the
+ * modules of fs/ and journal/, the in-memory inode, and each module's API.
+ *
+ * Global lock order (outermost first); a thread never takes an earlier lock
+ * while holding a later one:
+ *   1. fs->lock         the filesystem lock: every field marked
+ *                       "protected by fs->lock", every in-memory inode, the
+ *                       contents of every buffer, the allocator, the
+ *                       running transaction.
+ *   2. bcache internal  (pfs_bcache.h), taken and dropped inside calls.
+ *   3. bio internal     (pfs_bio.h), counters and fault state only.
+ * Functions of the modules below expect fs->lock held unless their comment
+ * says otherwise; the FUSE entry points (fs/ops_*.c) take it.
+ *
+ * Errors are negative errno values everywhere inside; they are turned into
+ * a FUSE reply exactly once, at the edge (fs/ops_*.c).  -EUCLEAN means the
+ * volume is corrupt; -EIO means the device failed.  An -EIO from a write,
+ * a flush or a write-back fences the node (fs_fence): from then on every
+ * request fails with -EIO and nothing more is written until a remount.
+ */
+#ifndef PFS_FS_H
+#define PFS_FS_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <time.h>
+#include <sys/types.h>
+
+#include "pfs_format.h"
+#include "pfs_bio.h"
+#include "pfs_bcache.h"
+#include "pfs_btree.h"
+#include "pfs_key.h"
+
+struct tx_state;
+struct inode;
+
+enum pfs_data_mode { PFS_DATA_UNDO = 0, PFS_DATA_ORDERED = 1 };
+
+/* Mount options (fs/main.c parses them). */
+struct pfs_opts {
+	char *device;
+	char *keyfile;          /* NULL: the default path from the UUID */
+	int node;               /* slot, -1 = first free */
+	int commit_ms;          /* group commit interval, default 1000 */
+	enum pfs_data_mode data_mode;
+	uint64_t cache_bytes;   /* block cache bound */
+	int heartbeat_ms;       /* default 500 */
+	int dead_ms;            /* default 3000 */
+	double attr_timeout;    /* kernel attribute/entry cache, seconds */
+	bool ro;
+};
+
+/* Per-group summary kept in memory (mirror of the descriptors). */
+struct pfs_group {
+	uint32_t free_blocks;   /* protected by fs->lock */
+	uint32_t free_inodes;
+	uint32_t ndirs;
+	uint32_t nblocks;
+};
+
+struct pfs_fs {
+	pthread_mutex_t lock;           /* the filesystem lock (order 1) */
+
+	struct bio_dev *dev;            /* set at mount, then read-only */
+	struct bcache *bc;
+	struct pfs_super sb;            /* on-disk copy (little-endian) */
+
+	/* Decoded geometry: read-only after mount. */
+	uint64_t nblocks;
+	uint64_t group_start;
+	uint32_t ngroups;
+	uint32_t bpg;                   /* blocks per group */
+	uint32_t ipg;                   /* inodes per group */
+	uint32_t itb;                   /* inode table blocks per group */
+	uint32_t csum_seed;
+	uint8_t uuid[PFS_UUID_SIZE];
+	uint8_t hash_seed[PFS_HASH_SEED_SIZE];
+	uint8_t key[PFS_KEY_BYTES];
+
+	uint32_t slot;                  /* our node slot */
+	uint64_t slot_gen;              /* its generation for this mount */
+	uint64_t host_id;
+
+	struct pfs_opts opts;
+
+	/* Allocator state: protected by fs->lock. */
+	struct pfs_group *groups;
+	uint32_t alloc_group;           /* group of the last data allocation */
+	uint64_t free_blocks;           /* totals */
+	uint64_t free_inodes;
+
+	/* Inode cache: protected by fs->lock. */
+	struct inode **itab;
+	size_t itab_size;
+	size_t ninodes;
+
+	/* Orphans of this slot: protected by fs->lock. */
+	uint64_t orphan_head;
+
+	struct tx_state *tx;            /* journal/tx.c */
+
+	/* Sticky error: set once, never cleared until remount. */
+	int fenced;                     /* protected by fs->lock; 0 or -errno */
+
+	void *se;                       /* struct fuse_session *, for notify */
+};
+
+/* In-memory inode: decoded on-disk fields plus reference counts. */
+struct inode {
+	uint64_t ino;
+	struct inode *hnext;            /* inode cache chain */
+	uint64_t nlookup;               /* kernel references (FUSE lookups) */
+	uint32_t nopen;                 /* open file handles */
+	uint32_t ref;                   /* in-flight users inside the daemon */
+
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size, blocks;          /* blocks: 4 KiB units, incl. meta */
+	struct timespec atime, mtime, ctime, btime;
+	uint64_t generation;
+	uint32_t flags;                 /* PFS_IF_* */
+	uint32_t rdev;
+	uint64_t xattr_blk;
+	uint64_t orphan_next;
+	uint64_t parent;
+	uint64_t tree_root;
+	uint32_t n_inline;
+	uint8_t inline_area[PFS_INLINE_SIZE];
+};
+
+/* ---- fs/volume.c: superblock, geometry, mount and unmount ---- */
+/* Open the device, check the superblock and the key, claim a slot, load
+ * the allocator, recover our journal and orphans.  Used by the daemon,
+ * by fsck and by tests (no FUSE involved). */
+int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out);
+/* Commit, release the slot, close.  Returns the first error met. */
+int fs_unmount(struct pfs_fs *fs);
+void pfs_opts_defaults(struct pfs_opts *o);
+int vol_read_super(struct bio_dev *dev, struct pfs_super *sb, bool *used_backup);
+int vol_check_super(const struct pfs_super *sb, uint64_t dev_blocks);
+void fs_fence(struct pfs_fs *fs, int err, const char *why);
+static inline int fs_check_fenced(struct pfs_fs *fs) { return fs->fenced; }
+uint64_t fs_group_first_block(const struct pfs_fs *fs, uint32_t g);
+
+/* ---- fs/alloc.c: block and inode allocation ---- */
+int alloc_init(struct pfs_fs *fs);
+void alloc_fini(struct pfs_fs *fs);
+/* Allocate a contiguous run of 1..want blocks, near goal if possible.
+ * Returns the first block and the count obtained; -ENOSPC if none. */
+int alloc_blocks(struct pfs_fs *fs, uint64_t goal, uint32_t want,
+		 uint64_t *start, uint32_t *got);
+int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len);
+/* Allocate an inode number; directories spread, files stay near parent. */
+int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino);
+int alloc_free_inode(struct pfs_fs *fs, uint64_t ino, bool is_dir);
+/* Is this block inside a group's data area (not group metadata)? */
+bool alloc_block_valid(const struct pfs_fs *fs, uint64_t blk);
+/* bt_ops for inode trees (arg is a struct inode_tree *). */
+extern const struct bt_ops alloc_bt_ops;
+
+/* ---- fs/inode.c: the inode cache and inode I/O ---- */
+int inode_get(struct pfs_fs *fs, uint64_t ino, struct inode **out);
+void inode_put(struct pfs_fs *fs, struct inode *ip);
+/* Encode ip into its inode-table block (crc, transaction). */
+int inode_write(struct pfs_fs *fs, struct inode *ip);
+int inode_new(struct pfs_fs *fs, struct inode *dir, uint32_t mode,
+	      uint32_t uid, uint32_t gid, uint32_t rdev, struct inode **out);
+/* Free blocks past newsize, zero the tail of the last block, set size. */
+int inode_truncate(struct pfs_fs *fs, struct inode *ip, uint64_t newsize);
+/* nlink == 0 and no users: free everything the inode holds. */
+int inode_evict_if_dead(struct pfs_fs *fs, struct inode *ip);
+void inode_touch(struct inode *ip, bool a, bool m, bool c);
+/* A B+tree owned by an inode (its extent map or its directory index).
+ * Node blocks are allocated near the inode, counted in ip->blocks, and
+ * changed under the running transaction.  After tree operations call
+ * inode_tree_sync(), which stores a changed root in the inode and writes
+ * the inode. */
+struct inode_tree {
+	struct bt_tree t;               /* t.arg points back to this struct */
+	struct pfs_fs *fs;
+	struct inode *ip;
+};
+void inode_tree_init(struct pfs_fs *fs, struct inode *ip, uint16_t type,
+		     struct inode_tree *it);
+int inode_tree_sync(struct inode_tree *it);
+int inode_decode(const struct pfs_inode *di, uint64_t ino, uint32_t seed, struct inode *ip);
+void inode_encode(const struct inode *ip, struct pfs_inode *di, uint32_t seed);
+uint64_t inode_table_block(const struct pfs_fs *fs, uint64_t ino, uint32_t *slot_in_block);
+int orphan_add(struct pfs_fs *fs, struct inode *ip);
+int orphan_remove(struct pfs_fs *fs, struct inode *ip);
+int orphan_recover(struct pfs_fs *fs);
+
+/* ---- fs/extent.c: logical -> physical block maps ---- */
+/* 1: lblk mapped by *ext; 0: hole, ext->lblk = lblk and ext->len = blocks
+ * until the next mapping (UINT32_MAX if none). */
+int extent_lookup(struct pfs_fs *fs, struct inode *ip, uint64_t lblk,
+		  struct pfs_extent *ext);
+/* First mapping that ends after lblk; 0 if none. */
+int extent_next(struct pfs_fs *fs, struct inode *ip, uint64_t lblk,
+		struct pfs_extent *ext);
+/* Map [lblk, lblk+len) (a hole) to [pblk, ...). */
+int extent_add(struct pfs_fs *fs, struct inode *ip, uint64_t lblk,
+	       uint64_t pblk, uint32_t len, uint32_t flags);
+/* Unmap [lblk, lblk+len) and free the blocks. */
+int extent_punch(struct pfs_fs *fs, struct inode *ip, uint64_t lblk, uint64_t len);
+/* Clear PFS_EXT_UNWRITTEN on [lblk, lblk+len). */
+int extent_mark_written(struct pfs_fs *fs, struct inode *ip, uint64_t lblk, uint64_t len);
+int extent_destroy(struct pfs_fs *fs, struct inode *ip);
+
+/* ---- fs/dir.c: hash-indexed directories ---- */
+uint64_t dir_hash(const struct pfs_fs *fs, const char *name, size_t len);
+int dir_lookup(struct pfs_fs *fs, struct inode *dp, const char *name, size_t len,
+	       uint64_t *ino, uint8_t *type);
+int dir_add(struct pfs_fs *fs, struct inode *dp, const char *name, size_t len,
+	    uint64_t ino, uint8_t type);
+int dir_remove(struct pfs_fs *fs, struct inode *dp, const char *name, size_t len);
+int dir_set(struct pfs_fs *fs, struct inode *dp, const char *name, size_t len,
+	    uint64_t ino, uint8_t type);
+/* Visit entries from cookie off (0 = start; "." and ".." included, their
+ * cookies 1 and 2).  cb returns nonzero to stop; next is the cookie of
+ * the entry after this one. */
+typedef int (*dir_iter_cb)(void *arg, const char *name, size_t len,
+			   uint64_t ino, uint8_t type, uint64_t next);
+int dir_iterate(struct pfs_fs *fs, struct inode *dp, uint64_t off,
+		dir_iter_cb cb, void *arg);
+int dir_is_empty(struct pfs_fs *fs, struct inode *dp);
+int dir_destroy(struct pfs_fs *fs, struct inode *dp);
+
+/* ---- fs/xattr.c ---- */
+int xattr_get(struct pfs_fs *fs, struct inode *ip, const char *name,
+	      void *buf, size_t size);                  /* length or -errno */
+int xattr_set(struct pfs_fs *fs, struct inode *ip, const char *name,
+	      const void *val, size_t size, int flags);
+int xattr_list(struct pfs_fs *fs, struct inode *ip, char *buf, size_t size);
+int xattr_remove(struct pfs_fs *fs, struct inode *ip, const char *name);
+int xattr_destroy(struct pfs_fs *fs, struct inode *ip);
+
+/* ---- journal/tx.c: transactions and group commit ---- */
+int tx_init(struct pfs_fs *fs);
+void tx_fini(struct pfs_fs *fs);
+/* Mark a buffer as changed by the running transaction (captures its
+ * before-image on first change). */
+int tx_dirty(struct pfs_fs *fs, struct buf *b);
+/* Operation boundaries: a request that changes state runs between them. */
+void tx_op_begin(struct pfs_fs *fs);
+void tx_op_end(struct pfs_fs *fs);
+/* Commit the running transaction and make it durable (fsync, syncfs). */
+int tx_commit(struct pfs_fs *fs);
+
+/* ---- fs/file.c: file data ---- */
+ssize_t file_read(struct pfs_fs *fs, struct inode *ip, char *buf, size_t size, off_t off);
+ssize_t file_write(struct pfs_fs *fs, struct inode *ip, const char *buf, size_t size, off_t off);
+int file_fallocate(struct pfs_fs *fs, struct inode *ip, int mode, off_t off, off_t len);
+off_t file_seek_data(struct pfs_fs *fs, struct inode *ip, off_t off, int whence);
+/* Zero len bytes at byte off of physical block pblk of ip's data. */
+int file_zero_range(struct pfs_fs *fs, struct inode *ip, uint64_t pblk,
+		    uint32_t off, uint32_t len);
+
+#endif /* PFS_FS_H */
