@@ -33,7 +33,12 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB      := $(BUILD)/libpeerfs.a
 
 PROGS := $(BUILD)/peerfs $(BUILD)/mkfs.peerfs $(BUILD)/fsck.peerfs $(BUILD)/peerfsctl
-prog_dir = $(if $(filter peerfs,$1),fs,$(if $(filter mkfs.peerfs,$1),mkfs,$(if $(filter fsck.peerfs,$1),fsck,ctl)))
+# Sources of each program besides the library.
+objs_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
+PEERFS_OBJS := $(call objs_of,fs/main.c)
+MKFS_OBJS   := $(call objs_of,$(wildcard mkfs/*.c))
+FSCK_OBJS   := $(call objs_of,$(wildcard fsck/*.c))
+CTL_OBJS    := $(call objs_of,$(wildcard ctl/*.c))
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -51,8 +56,13 @@ $(LIB): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-.SECONDEXPANSION:
-$(PROGS): $(BUILD)/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $$(call prog_dir,%)/*.c)) $(LIB)
+$(BUILD)/peerfs: $(PEERFS_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
+$(BUILD)/mkfs.peerfs: $(MKFS_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
+$(BUILD)/fsck.peerfs: $(FSCK_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
+$(BUILD)/peerfsctl: $(CTL_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIB)

@@ -13,7 +13,8 @@
  *   B1. Records of a node are sorted by key (non-decreasing).
  *   B2. In an interior node, child i holds keys k with
  *       key(i) <= k < key(i+1); key(0) is a lower bound only (searches
- *       treat it as -infinity).
+ *       treat it as -infinity).  With duplicate keys a run of equal keys
+ *       may straddle a split, so child i may also hold k == key(i+1).
  *   B3. All leaves are at level 0 and are chained by `next` in key order.
  *   B4. No node is empty except a root leaf (an empty tree may also have
  *       root == 0).  Deleting a node's last record frees the node and
@@ -29,6 +30,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "pfs_bcache.h"
+
+struct pfs_bt_node;             /* pfs_format.h */
 
 #define BT_MAX_VALUE 300u
 #define BT_MAX_DEPTH 16

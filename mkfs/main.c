@@ -370,7 +370,7 @@ static uint32_t busy_slots(int fd, const struct pfs_super *sb)
 static int check_peerfs(const struct mkfs_opts *o)
 {
 	struct pfs_super sb;
-	char u[37], label[PFS_LABEL_MAX + 1];
+	char u[37], label[PFS_LABEL_MAX + 1], desc[160];
 	int ret;
 
 	int fd = open(o->device, O_RDONLY | O_CLOEXEC);
@@ -396,9 +396,13 @@ static int check_peerfs(const struct mkfs_opts *o)
 	uuid_format(sb.uuid, u);
 	memcpy(label, sb.label, PFS_LABEL_MAX);
 	label[PFS_LABEL_MAX] = '\0';
+	if (label[0])
+		snprintf(desc, sizeof(desc), "UUID %s, label \"%s\"", u, label);
+	else
+		snprintf(desc, sizeof(desc), "UUID %s, no label", u);
 	if (!o->force) {
-		fprintf(stderr, PROG ": %s already holds a peerfs volume "
-			"(UUID %s, label \"%s\")", o->device, u, label);
+		fprintf(stderr, PROG ": %s already holds a peerfs volume (%s)",
+			o->device, desc);
 		if (busy)
 			fprintf(stderr, "; %u node slot%s marked mounted", busy,
 				busy == 1 ? " is" : "s are");
@@ -406,8 +410,8 @@ static int check_peerfs(const struct mkfs_opts *o)
 		return EXIT_USAGE;
 	}
 	if (!o->quiet)
-		fprintf(stderr, PROG ": overwriting the peerfs volume %s "
-			"(label \"%s\") on %s%s\n", u, label, o->device,
+		fprintf(stderr, PROG ": overwriting the peerfs volume (%s) on "
+			"%s%s\n", desc, o->device,
 			busy ? "; some node slots are still marked mounted" : "");
 	return 0;
 }
