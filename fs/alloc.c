@@ -19,6 +19,12 @@
  *       refuses to free it (alloc_block_valid).
  *   A4. Freeing a clear bit or allocating a set bit is corruption: the
  *       call fails with -EUCLEAN and changes nothing.
+ *   A5. A block freed by the running transaction stays marked used until
+ *       that transaction commits (the frees are applied at the start of
+ *       the commit, inside it).  So a block is never reused, and written
+ *       in place, by the transaction that freed it: backing that
+ *       transaction out restores the old owner's pointer to contents
+ *       that are still intact.
  *
  * Placement: each node slot starts its data allocations in its own region
  * of groups (slot * ngroups / max_slots) so nodes of a cluster rarely
@@ -125,6 +131,10 @@ void alloc_fini(struct pfs_fs *fs)
 {
 	free(fs->groups);
 	fs->groups = NULL;
+	free(fs->pending);
+	fs->pending = NULL;
+	fs->npending = fs->pending_cap = 0;
+	fs->pending_blocks = 0;
 }
 
 /* ---- bitmap helpers: bit i of a bitmap block ---- */
@@ -296,7 +306,7 @@ int alloc_blocks(struct pfs_fs *fs, uint64_t goal, uint32_t want,
 	return -ENOSPC;
 }
 
-int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len)
+static int free_now(struct pfs_fs *fs, uint64_t start, uint32_t len)
 {
 	while (len > 0) {
 		if (!alloc_block_valid(fs, start)) {
@@ -326,10 +336,8 @@ int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len)
 			buf_put(b);
 			return err;
 		}
-		for (uint32_t k = 0; k < n; k++) {
+		for (uint32_t k = 0; k < n; k++)
 			bm_clear(bits, off + k);
-			bcache_forget(fs->bc, start + k);
-		}
 		buf_put(b);
 		err = group_adjust(fs, g, n, 0, 0);
 		if (err)
@@ -337,6 +345,45 @@ int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len)
 		start += n;
 		len -= n;
 	}
+	return 0;
+}
+
+int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len)
+{
+	if (len == 0)
+		return 0;
+	if (!alloc_block_valid(fs, start) || !alloc_block_valid(fs, start + len - 1)) {
+		pfs_err("freeing blocks %llu+%u outside any data area",
+			(unsigned long long)start, len);
+		return -EUCLEAN;                                     /* A3 */
+	}
+	if (fs->npending == fs->pending_cap) {
+		size_t cap = fs->pending_cap ? fs->pending_cap * 2 : 64;
+		struct pfs_extent_run *n = realloc(fs->pending, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		fs->pending = n;
+		fs->pending_cap = cap;
+	}
+	for (uint32_t k = 0; k < len; k++)
+		bcache_forget(fs->bc, start + k);
+	fs->pending[fs->npending].start = start;
+	fs->pending[fs->npending].len = len;
+	fs->npending++;
+	fs->pending_blocks += len;                                   /* A5 */
+	return 0;
+}
+
+int alloc_apply_pending(struct pfs_fs *fs)
+{
+	int err = 0;
+	size_t i;
+	for (i = 0; i < fs->npending && !err; i++)
+		err = free_now(fs, fs->pending[i].start, fs->pending[i].len);
+	if (err)
+		return err;
+	fs->npending = 0;
+	fs->pending_blocks = 0;
 	return 0;
 }
 

@@ -18,6 +18,13 @@
  *   F2. A newly allocated block is written in full before it is mapped as
  *       written: a partial write fills the rest of the block with zeros.
  *   F3. Bytes past i_size in the last block are zero (inode.c I4).
+ *   F4. With data=undo, bytes of a block that already holds committed
+ *       data are never overwritten in place directly: the block goes
+ *       through the block cache and the transaction (its before-image is
+ *       logged and it is written at commit), so a write request is all or
+ *       nothing across a crash.  Reads prefer such a dirty cached block.
+ *       Blocks newly allocated (or unwritten) need no before-image: if
+ *       the transaction is backed out they are free again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,14 +51,77 @@ static uint64_t ext_end(const struct pfs_extent *e)
 	return le64_to_cpu(e->lblk) + le32_to_cpu(e->len);
 }
 
+static bool undo_data(const struct pfs_fs *fs)
+{
+	return fs->opts.data_mode == PFS_DATA_UNDO && fs->jnl;
+}
+
+/* Overwrite n bytes at byte inoff of committed data starting at block
+ * pblk (F4). */
+static int data_overwrite(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff,
+			  const char *src, size_t n)
+{
+	int err;
+	if (!undo_data(fs)) {
+		err = bio_pwrite(fs->dev, pblk * PFS_BLOCK_SIZE + inoff, n, src);
+		if (err)
+			fs_fence(fs, err, "data write failed");
+		return err;
+	}
+	size_t done = 0;
+	while (done < n) {
+		uint64_t b = pblk + ((inoff + done) >> PFS_BLOCK_SHIFT);
+		uint32_t o = (uint32_t)((inoff + done) & (PFS_BLOCK_SIZE - 1));
+		size_t k = PFS_MIN((size_t)(PFS_BLOCK_SIZE - o), n - done);
+		struct buf *bp;
+		err = bcache_read(fs->bc, b, BUF_DATA, 0, &bp);
+		if (err)
+			return err;
+		err = tx_dirty(fs, bp);
+		if (!err)
+			memcpy((char *)buf_data(bp) + o, src ? src + done : (const char *)zero_block, k);
+		buf_put(bp);
+		if (err)
+			return err;
+		done += k;
+	}
+	return 0;
+}
+
+/* Read n bytes of committed data at byte inoff of block pblk, taking
+ * blocks the running transaction changed from the cache (F4). */
+static int data_read(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff, char *dst, size_t n)
+{
+	if (!undo_data(fs) || bcache_ndirty(fs->bc) == 0)
+		return bio_pread(fs->dev, pblk * PFS_BLOCK_SIZE + inoff, n, dst);
+	size_t done = 0;
+	while (done < n) {
+		uint64_t b = pblk + ((inoff + done) >> PFS_BLOCK_SHIFT);
+		uint32_t o = (uint32_t)((inoff + done) & (PFS_BLOCK_SIZE - 1));
+		size_t k = PFS_MIN((size_t)(PFS_BLOCK_SIZE - o), n - done);
+		struct buf *bp = bcache_peek(fs->bc, b);
+		if (bp && buf_kind(bp) == BUF_DATA) {
+			memcpy(dst + done, (char *)buf_data(bp) + o, k);
+			buf_put(bp);
+		} else {
+			if (bp)
+				buf_put(bp);
+			int err = bio_pread(fs->dev, b * PFS_BLOCK_SIZE + o, k, dst + done);
+			if (err)
+				return err;
+		}
+		done += k;
+	}
+	return 0;
+}
+
 int file_zero_range(struct pfs_fs *fs, struct inode *ip, uint64_t pblk,
 		    uint32_t off, uint32_t len)
 {
 	PFS_BUG_ON(off + len > PFS_BLOCK_SIZE);
-	int err = bio_pwrite(fs->dev, pblk * PFS_BLOCK_SIZE + off, len, zero_block);
-	if (err)
-		fs_fence(fs, err, "data write failed");
-	return err;
+	if (undo_data(fs))
+		return data_overwrite(fs, pblk, off, NULL, len);
+	return data_overwrite(fs, pblk, off, (const char *)zero_block, len);
 }
 
 ssize_t file_read(struct pfs_fs *fs, struct inode *ip, char *buf, size_t size, off_t off)
@@ -77,8 +147,7 @@ ssize_t file_read(struct pfs_fs *fs, struct inode *ip, char *buf, size_t size, o
 		if (r == 0 || (le32_to_cpu(e.flags) & PFS_EXT_UNWRITTEN)) {
 			memset(buf + done, 0, n);                   /* F1 */
 		} else {
-			int err = bio_pread(fs->dev, ext_pblk(&e, lblk) * PFS_BLOCK_SIZE + inoff,
-					    n, buf + done);
+			int err = data_read(fs, ext_pblk(&e, lblk), inoff, buf + done, n);
 			if (err)
 				return done ? (ssize_t)done : err;
 		}
@@ -166,9 +235,7 @@ ssize_t file_write(struct pfs_fs *fs, struct inode *ip, const char *buf, size_t 
 					err = extent_mark_written(fs, ip, lblk,
 						PFS_DIV_ROUND_UP(inoff + n, PFS_BLOCK_SIZE));
 			} else {
-				err = bio_pwrite(fs->dev, pblk * PFS_BLOCK_SIZE + inoff, n, buf + done);
-				if (err)
-					fs_fence(fs, err, "data write failed");
+				err = data_overwrite(fs, pblk, inoff, buf + done, n);
 			}
 			if (err)
 				break;

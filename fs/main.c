@@ -118,6 +118,7 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outa
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct pfs_fs *fs = userdata;
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_DONT_MASK)
@@ -132,7 +133,7 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want &= ~FUSE_CAP_SPLICE_WRITE;
 	/* Locks stay node-local in the kernel until cluster locks exist. */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
-	conn->max_write = 1u << 20;
+	conn->max_write = fs->max_write;
 	conn->max_readahead = 1u << 20;
 }
 
@@ -326,8 +327,10 @@ int main(int argc, char **argv)
 	if (fo.singlethread) {
 		err = fuse_session_loop(se);
 	} else {
-		struct fuse_loop_config lc = { .clone_fd = fo.clone_fd,
-					       .max_idle_threads = fo.max_idle_threads };
+		struct fuse_loop_config lc = {
+			.clone_fd = fo.clone_fd,
+			.max_idle_threads = fo.max_idle_threads > 64 ? 10 : fo.max_idle_threads,
+		};
 		err = fuse_session_loop_mt(se, &lc);
 	}
 	ret = err ? EXIT_MOUNT : 0;

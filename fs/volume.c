@@ -9,10 +9,13 @@
  *      damaged) and check it: magic, checksum, version, features, geometry;
  *   2. read the key file and compare its key check value with the
  *      superblock's (a wrong key is refused before anything is written);
- *   3. claim a node slot (see below), bump its generation, mark it MOUNTED;
- *   4. load the allocator summaries, start the transaction layer, finish
+ *   3. claim a node slot (see below);
+ *   4. back out what the slot's previous owner left in flight in its undo
+ *      log (journal/recover.c), then start a fresh log for the new
+ *      generation (journal/jnl.c) and mark the slot MOUNTED;
+ *   5. load the allocator summaries, start the transaction layer, finish
  *      interrupted deletions (orphan list), commit;
- *   5. start the heartbeat thread.
+ *   6. start the heartbeat thread.
  *
  * Slot ownership.  Slot states live in the slot record (pfs_slot.state):
  *   FREE --(mount claims)--> MOUNTED --(clean unmount)--> FREE
@@ -41,6 +44,7 @@
 #include <sodium.h>
 
 #include "pfs_fs.h"
+#include "pfs_jnl.h"
 #include "pfs_util.h"
 
 struct hb_state {
@@ -459,6 +463,15 @@ static int load_key(struct pfs_fs *fs)
 	return 0;
 }
 
+/* Largest write request: under data=undo one request's before-images
+ * must fit the log with room to spare (tx.c T6). */
+static void set_max_write(struct pfs_fs *fs)
+{
+	uint64_t cap = jnl_max_images(fs) * 3 / 4;
+	uint64_t blocks = cap > 96 ? PFS_MIN((uint64_t)256, (cap - 64) / 2) : 8;
+	fs->max_write = (uint32_t)(blocks * PFS_BLOCK_SIZE);
+}
+
 static void decode_geometry(struct pfs_fs *fs)
 {
 	const struct pfs_super *sb = &fs->sb;
@@ -514,6 +527,7 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 
 	if (opts->ro) {
 		fs->slot = 0;
+		fs->max_write = 1u << 20;
 		err = alloc_init(fs);
 		if (err)
 			goto out_destroy_cache;
@@ -529,9 +543,20 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 	char ctx[48];
 	snprintf(ctx, sizeof(ctx), "node=%u slot=%u:", fs->slot, fs->slot);
 	pfs_log_set_context(ctx);
-	err = alloc_init(fs);
+	err = jnl_recover_slot(fs->dev, &fs->sb, fs->key, fs->slot, fs->slot_gen - 1, true);
+	if (err) {
+		pfs_err("cannot recover the journal of slot %u; nothing was changed", fs->slot);
+		goto out_unlock_slot;
+	}
+	err = jnl_start(fs);
+	if (!err)
+		err = bio_flush(fs->dev);
 	if (err)
 		goto out_unlock_slot;
+	set_max_write(fs);
+	err = alloc_init(fs);
+	if (err)
+		goto out_jnl_free;
 	err = tx_init(fs);
 	if (err)
 		goto out_alloc_fini;
@@ -558,6 +583,8 @@ out_tx_fini:
 	tx_fini(fs);
 out_alloc_fini:
 	alloc_fini(fs);
+out_jnl_free:
+	jnl_free(fs);
 out_unlock_slot:
 	if (!opts->ro)
 		slot_unlock(fs, fs->slot);
@@ -598,11 +625,16 @@ int fs_unmount(struct pfs_fs *fs)
 			err = slot_write_state(fs, PFS_SLOT_FREE);
 			if (!err)
 				err = tx_commit(fs);
+			if (!err)
+				err = jnl_stop(fs);
+			if (!err)
+				err = bio_flush(fs->dev);
 		}
 		pthread_mutex_unlock(&fs->lock);
 		hb_stop(fs);
 	}
 	tx_fini(fs);
+	jnl_free(fs);
 	alloc_fini(fs);
 	inode_cache_free(fs);
 	if (!fs->opts.ro)

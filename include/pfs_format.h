@@ -360,4 +360,92 @@ _Static_assert(sizeof(struct pfs_xattr_ent) == 3, "pfs_xattr_ent size");
 
 #define PFS_XATTR_SPACE (PFS_BLOCK_SIZE - sizeof(struct pfs_xattr_blk))
 
+/* ------------------------------------------------------------------ */
+/* Undo journal: one per slot, journal_blocks blocks at                 */
+/* journal_start + slot * journal_blocks.                               */
+/* ------------------------------------------------------------------ */
+/*
+ *   +0, +1    journal header, two copies written alternately (the valid
+ *             one with the higher hseq wins, so a torn header write
+ *             leaves the other)
+ *   +2 ..     circular record area of (journal_blocks - 2) blocks
+ *
+ * Log sequence numbers (lsn) count record-area blocks written under one
+ * generation; the record at lsn lives at block 2 + lsn % area_blocks.
+ * A record starts on a block boundary and spans nblocks blocks:
+ *   struct pfs_jrec_hdr        plaintext, authenticated (associated data)
+ *   ciphertext[payload_len]    XChaCha20-Poly1305 (IETF) of the payload
+ *   tag[16]
+ *   zero padding to the block boundary
+ * under the slot key key_derive_slot(cluster key, slot, generation).  The
+ * header binds the record to its slot, generation and position (lsn), so
+ * a record moved to another slot or position, or replayed from another
+ * generation, fails authentication.
+ *
+ * Payloads:
+ *   BEGIN    struct pfs_jrec_begin: statistics of the transaction
+ *   IMAGES   count x { le64 blkno; u8 image[4096] }: before-images
+ *   COMMIT   le64 txseq: the transaction's changes are durable in place
+ *   ABORT    le64 txseq: the transaction was backed out
+ *   PAD      empty: the rest of the area up to its end is unused (records
+ *            never wrap; nblocks covers the skipped blocks)
+ * A transaction with a BEGIN and neither COMMIT nor ABORT is in flight:
+ * recovery writes its before-images back (per block the oldest image of
+ * the in-flight set wins), flushes, and appends an ABORT.
+ */
+#define PFS_JNL_HDR_BLOCKS      2u
+#define PFS_MAGIC_JREC          0x43524a50u /* "PJRC" */
+#define PFS_JREC_BEGIN          1u
+#define PFS_JREC_IMAGES         2u
+#define PFS_JREC_COMMIT         3u
+#define PFS_JREC_ABORT          4u
+#define PFS_JREC_PAD            5u  /* skip to the end of the area */
+#define PFS_JNL_MAC_SIZE        32u
+#define PFS_JREC_NONCE_SIZE     24u
+#define PFS_JREC_TAG_SIZE       16u
+#define PFS_JREC_MAX_IMAGES     64u
+
+struct pfs_jnl_header {
+	struct pfs_blk_hdr hdr;         /*  0: magic PFS_MAGIC_JOURNAL */
+	le32 slot;                      /* 32 */
+	le32 version;                   /* 36: 1 */
+	le64 generation;                /* 40: generation of the records */
+	le64 hseq;                      /* 48: header write sequence */
+	le64 tail_lsn;                  /* 56: first record recovery needs */
+	le64 head_lsn;                  /* 64: next lsn to be written */
+	le32 clean;                     /* 72: 1 = nothing in flight */
+	le32 reserved0;                 /* 76 */
+	uint8_t mac[PFS_JNL_MAC_SIZE];  /* 80: keyed BLAKE2b of bytes 0..79
+	                                       (hdr.crc taken as 0), slot key */
+};                                      /* 112 */
+_Static_assert(sizeof(struct pfs_jnl_header) == 112, "pfs_jnl_header size");
+
+struct pfs_jrec_hdr {
+	le32 magic;                     /*  0: PFS_MAGIC_JREC */
+	le32 type;                      /*  4: PFS_JREC_* */
+	le64 lsn;                       /*  8: must match the position */
+	le64 generation;                /* 16 */
+	le64 txseq;                     /* 24: transaction */
+	le32 slot;                      /* 32 */
+	le32 nblocks;                   /* 36: blocks the record spans */
+	le32 payload_len;               /* 40: plaintext bytes */
+	le32 count;                     /* 44: images in an IMAGES record */
+	uint8_t nonce[PFS_JREC_NONCE_SIZE]; /* 48 */
+};                                      /* 72 */
+_Static_assert(sizeof(struct pfs_jrec_hdr) == 72, "pfs_jrec_hdr size");
+
+struct pfs_jrec_begin {
+	le64 txseq;                     /*  0 */
+	le64 undo_blocks;               /*  8: before-images that follow */
+	le64 ops;                       /* 16: requests in the transaction */
+	le64 time_ns;                   /* 24: CLOCK_REALTIME at commit */
+};                                      /* 32 */
+_Static_assert(sizeof(struct pfs_jrec_begin) == 32, "pfs_jrec_begin size");
+
+struct pfs_jrec_image {
+	le64 blkno;                     /* 0 */
+	uint8_t data[PFS_BLOCK_SIZE];   /* 8 */
+};                                      /* 4104 */
+_Static_assert(sizeof(struct pfs_jrec_image) == 4104, "pfs_jrec_image size");
+
 #endif /* PFS_FORMAT_H */

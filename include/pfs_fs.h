@@ -36,6 +36,7 @@
 
 struct tx_state;
 struct inode;
+struct jnl;
 
 enum pfs_data_mode { PFS_DATA_UNDO = 0, PFS_DATA_ORDERED = 1 };
 
@@ -101,6 +102,14 @@ struct pfs_fs {
 	uint64_t orphan_head;
 
 	struct tx_state *tx;            /* journal/tx.c */
+	struct jnl *jnl;                /* journal/jnl.c; NULL when read-only */
+	uint32_t max_write;             /* largest write request (undo fits) */
+
+	/* Blocks freed by the running transaction: reusable only after it
+	 * commits (alloc.c A5).  Protected by fs->lock. */
+	struct pfs_extent_run { uint64_t start; uint32_t len; } *pending;
+	size_t npending, pending_cap;
+	uint64_t pending_blocks;
 
 	/* Sticky error: set once, never cleared until remount. */
 	int fenced;                     /* protected by fs->lock; 0 or -errno */
@@ -151,7 +160,11 @@ void alloc_fini(struct pfs_fs *fs);
  * Returns the first block and the count obtained; -ENOSPC if none. */
 int alloc_blocks(struct pfs_fs *fs, uint64_t goal, uint32_t want,
 		 uint64_t *start, uint32_t *got);
+/* Free a run of blocks: takes effect when the running transaction
+ * commits (A5). */
 int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len);
+/* Apply the deferred frees to the bitmaps (start of a commit). */
+int alloc_apply_pending(struct pfs_fs *fs);
 /* Allocate an inode number; directories spread, files stay near parent. */
 int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino);
 int alloc_free_inode(struct pfs_fs *fs, uint64_t ino, bool is_dir);
@@ -248,6 +261,7 @@ void tx_op_begin(struct pfs_fs *fs);
 void tx_op_end(struct pfs_fs *fs);
 /* Commit the running transaction and make it durable (fsync, syncfs). */
 int tx_commit(struct pfs_fs *fs);
+
 
 /* ---- fs/file.c: file data ---- */
 ssize_t file_read(struct pfs_fs *fs, struct inode *ip, char *buf, size_t size, off_t off);

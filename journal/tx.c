@@ -29,9 +29,20 @@
  *       then marks the buffers clean; a write or flush error fences the
  *       node (fs_fence) and the buffers stay dirty in memory.
  *
- * The undo journal (journal/jnl.c) plugs in at jnl hooks: it logs each
- * buffer's before-image before the in-place write and a commit record
- * after it.
+ *   T4. The before-image of a block is its content when the running
+ *       transaction first dirtied it (a clean buffer equals the disk), and
+ *       it is durable in the undo log (jnl.c) before the block is written
+ *       in place (the write-ahead rule of undo logging).
+ *   T5. Every dirty buffer has a before-image in tx->images.
+ *   T6. A transaction never needs more log than the journal holds: a
+ *       request does not start while the dirty set plus what one request
+ *       may add exceeds jnl_max_images() * 3/4.
+ *
+ * Commit protocol (three flushes):
+ *   apply deferred frees (alloc.c A5); BEGIN + IMAGES; flush;
+ *   write the blocks in place; flush; COMMIT; flush.
+ * A crash before the COMMIT is durable leaves the transaction in flight
+ * in the log: recovery writes its before-images back (recover.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -40,10 +51,23 @@
 #include <sys/uio.h>
 
 #include "pfs_fs.h"
+#include "pfs_jnl.h"
 #include "pfs_util.h"
+
+struct img_slot {
+	uint64_t blk;                   /* IMG_EMPTY if unused */
+	uint8_t *img;
+};
+#define IMG_EMPTY UINT64_MAX
 
 struct tx_state {
 	pthread_t thread;               /* the commit thread */
+	/* Before-images of the running transaction, by block (T4, T5):
+	 * open addressing, protected by fs->lock. */
+	struct img_slot *images;
+	size_t img_cap, img_count;
+	uint64_t ops;                   /* requests in the running tx */
+	uint64_t flushes;
 	bool thread_started;
 	bool stop;                      /* protected by fs->lock */
 	pthread_cond_t wake;            /* signalled with fs->lock held */
@@ -55,6 +79,81 @@ struct tx_state {
 };
 
 static void *tx_thread(void *arg);
+
+static size_t img_hash(uint64_t blk, size_t cap)
+{
+	return (size_t)((blk * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+}
+
+static int img_grow(struct tx_state *tx)
+{
+	size_t cap = tx->img_cap ? tx->img_cap * 2 : 1024;
+	struct img_slot *n = malloc(cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	for (size_t i = 0; i < cap; i++)
+		n[i].blk = IMG_EMPTY;
+	for (size_t i = 0; i < tx->img_cap; i++) {
+		if (tx->images[i].blk == IMG_EMPTY)
+			continue;
+		size_t h = img_hash(tx->images[i].blk, cap);
+		while (n[h].blk != IMG_EMPTY)
+			h = (h + 1) & (cap - 1);
+		n[h] = tx->images[i];
+	}
+	free(tx->images);
+	tx->images = n;
+	tx->img_cap = cap;
+	return 0;
+}
+
+static struct img_slot *img_find(struct tx_state *tx, uint64_t blk)
+{
+	if (!tx->img_cap)
+		return NULL;
+	size_t h = img_hash(blk, tx->img_cap);
+	while (tx->images[h].blk != IMG_EMPTY) {
+		if (tx->images[h].blk == blk)
+			return &tx->images[h];
+		h = (h + 1) & (tx->img_cap - 1);
+	}
+	return NULL;
+}
+
+/* Remember blk's before-image unless one is kept already (the oldest
+ * image of the transaction wins). */
+static int img_capture(struct tx_state *tx, uint64_t blk, const void *data)
+{
+	if (img_find(tx, blk))
+		return 0;
+	if ((tx->img_count + 1) * 2 > tx->img_cap) {
+		int err = img_grow(tx);
+		if (err)
+			return err;
+	}
+	uint8_t *copy = malloc(PFS_BLOCK_SIZE);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, data, PFS_BLOCK_SIZE);
+	size_t h = img_hash(blk, tx->img_cap);
+	while (tx->images[h].blk != IMG_EMPTY)
+		h = (h + 1) & (tx->img_cap - 1);
+	tx->images[h].blk = blk;
+	tx->images[h].img = copy;
+	tx->img_count++;
+	return 0;
+}
+
+static void img_clear(struct tx_state *tx)
+{
+	for (size_t i = 0; i < tx->img_cap; i++) {
+		if (tx->images[i].blk != IMG_EMPTY) {
+			free(tx->images[i].img);
+			tx->images[i].blk = IMG_EMPTY;
+		}
+	}
+	tx->img_count = 0;
+}
 
 int tx_init(struct pfs_fs *fs)
 {
@@ -94,6 +193,8 @@ void tx_fini(struct pfs_fs *fs)
 		pthread_mutex_unlock(&fs->lock);
 		pthread_join(tx->thread, NULL);
 	}
+	img_clear(tx);
+	free(tx->images);
 	pthread_cond_destroy(&tx->wake);
 	free(tx);
 	fs->tx = NULL;
@@ -105,6 +206,12 @@ int tx_dirty(struct pfs_fs *fs, struct buf *b)
 		return fs->fenced;
 	if (fs->opts.ro)
 		return -EROFS;
+	if (fs->jnl && !buf_dirty(b)) {
+		/* T4: the buffer is clean, so it holds what the disk holds. */
+		int err = img_capture(fs->tx, buf_blkno(b), buf_data(b));
+		if (err)
+			return err;
+	}
 	int first = bcache_mark_dirty(fs->bc, b);
 	if (first && fs->tx && fs->tx->first_dirty_ns == 0) {
 		fs->tx->first_dirty_ns = pfs_now_mono_ns();
@@ -113,9 +220,27 @@ int tx_dirty(struct pfs_fs *fs, struct buf *b)
 	return 0;
 }
 
+/* Should the running transaction commit before another request joins
+ * it?  (T6, and space held by deferred frees when the volume is low.) */
+static bool tx_full(struct pfs_fs *fs)
+{
+	size_t nd = bcache_ndirty(fs->bc);
+	if (fs->jnl && nd > 0) {
+		uint64_t reserve = fs->max_write / PFS_BLOCK_SIZE + 64 +
+				   2 * PFS_MIN((uint64_t)fs->npending, (uint64_t)fs->ngroups);
+		if (nd + reserve > jnl_max_images(fs) * 3 / 4)
+			return true;
+	}
+	return fs->pending_blocks > 0 && fs->free_blocks < fs->pending_blocks + fs->nblocks / 32;
+}
+
 void tx_op_begin(struct pfs_fs *fs)
 {
-	fs->tx->ops_in_flight++;
+	struct tx_state *tx = fs->tx;
+	if (tx->ops_in_flight == 0 && !fs->fenced && !fs->opts.ro && tx_full(fs))
+		tx_commit(fs);
+	tx->ops_in_flight++;
+	tx->ops++;
 }
 
 void tx_op_end(struct pfs_fs *fs)
@@ -164,6 +289,32 @@ static int write_back(struct pfs_fs *fs, struct buf **list, size_t n)
 	return 0;
 }
 
+static int flush(struct pfs_fs *fs)
+{
+	fs->tx->flushes++;
+	return bio_flush(fs->dev);
+}
+
+/* BEGIN + IMAGES of the n dirty buffers, then flush (T4). */
+static int log_before_images(struct pfs_fs *fs, struct buf **list, size_t n)
+{
+	struct tx_state *tx = fs->tx;
+	struct jnl_image *img = malloc(n * sizeof(*img));
+	if (!img)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct img_slot *s = img_find(tx, buf_blkno(list[i]));
+		PFS_BUG_ON(!s);                                      /* T5 */
+		img[i].blkno = s->blk;
+		img[i].data = s->img;
+	}
+	int err = jnl_log_tx(fs, tx->seq + 1, img, n, tx->ops);
+	free(img);
+	if (!err)
+		err = flush(fs);
+	return err;
+}
+
 int tx_commit(struct pfs_fs *fs)
 {
 	struct tx_state *tx = fs->tx;
@@ -176,31 +327,52 @@ int tx_commit(struct pfs_fs *fs)
 	if (fs->opts.ro)
 		return 0;
 	PFS_BUG_ON(tx->ops_in_flight != 0);                  /* T2 */
+	err = alloc_apply_pending(fs);
+	if (err) {
+		fs_fence(fs, err, "applying the transaction's frees failed");
+		return err;
+	}
 	err = bcache_dirty_list(fs->bc, &list, &n);
 	if (err)
 		return err;
 	if (n == 0) {
 		tx->first_dirty_ns = 0;
+		tx->ops = 0;
+		img_clear(tx);
 		free(list);
 		/* Data written directly still needs its flush for fsync. */
-		err = bio_flush(fs->dev);
+		err = flush(fs);
 		if (err)
 			fs_fence(fs, err, "device flush failed");
 		return err;
 	}
+	if (fs->jnl) {
+		err = log_before_images(fs, list, n);
+		if (err) {
+			fs_fence(fs, err, "logging before-images failed");
+			goto out_put_list;
+		}
+	}
 	err = write_back(fs, list, n);
 	if (!err)
-		err = bio_flush(fs->dev);
+		err = flush(fs);
+	if (!err && fs->jnl) {
+		err = jnl_log_commit(fs, tx->seq + 1);
+		if (!err)
+			err = flush(fs);
+	}
 	if (err) {
 		fs_fence(fs, err, "write-back of a commit failed");  /* T3 */
 		goto out_put_list;
 	}
 	for (size_t i = 0; i < n; i++)
 		bcache_mark_clean(fs->bc, list[i]);
+	img_clear(tx);
 	tx->seq++;
 	tx->commits++;
 	tx->blocks_written += n;
 	tx->first_dirty_ns = 0;
+	tx->ops = 0;
 out_put_list:
 	for (size_t i = 0; i < n; i++)
 		buf_put(list[i]);
