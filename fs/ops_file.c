@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -59,6 +60,16 @@ void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		err = inode_get(fs, ino, &ip);
 	if (!err && S_ISDIR(ip->mode))
 		err = -EISDIR;
+	if (!err && (fi->flags & O_TRUNC) && S_ISREG(ip->mode) && ip->size > 0) {
+		/* FUSE_CAP_ATOMIC_O_TRUNC: the kernel leaves O_TRUNC to us. */
+		tx_op_begin(fs);
+		err = inode_truncate(fs, ip, 0);
+		if (!err) {
+			inode_touch(ip, false, true, true);
+			err = inode_write(fs, ip);
+		}
+		tx_op_end(fs);
+	}
 	if (!err)
 		open_inode(ip, fi);
 	inode_put(fs, ip);

@@ -722,8 +722,9 @@ void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_bsize = PFS_BLOCK_SIZE;
 	st.f_frsize = PFS_BLOCK_SIZE;
 	st.f_blocks = data_blocks;
-	st.f_bfree = fs->free_blocks;
-	st.f_bavail = fs->free_blocks;
+	/* Blocks freed by the running transaction are free once it commits. */
+	st.f_bfree = fs->free_blocks + fs->pending_blocks;
+	st.f_bavail = st.f_bfree;
 	st.f_files = (uint64_t)fs->ngroups * fs->ipg;
 	st.f_ffree = fs->free_inodes;
 	st.f_favail = fs->free_inodes;
