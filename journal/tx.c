@@ -20,6 +20,19 @@
  *   - the dirty buffers exceed the cache budget (tx_op_end),
  *   - the filesystem unmounts.
  *
+ * Why backout can never undo someone else's committed change (the
+ * concurrency model).  Whole-block before-images are only safe if no
+ * other transaction can commit a change to a block while this one holds
+ * an uncommitted change to it.  peerfs gets that by construction:
+ *   - on a node, every request joins the one running compound transaction
+ *     and the whole transaction commits or is backed out as a unit, so two
+ *     transactions of a node never share an uncommitted block;
+ *   - across nodes, a node changes a block only under the cluster lock of
+ *     the object it belongs to and commits before it gives that lock away
+ *     (cluster/), so another node's transaction never touches a block
+ *     with our uncommitted change in it; the locks of a dead node are
+ *     retained until its counterpart has backed it out.
+ *
  * Invariants (protected by fs->lock):
  *   T1. A buffer is dirty iff the running transaction changed it since its
  *       last write-back; only the commit writes dirty buffers in place.

@@ -17,7 +17,10 @@
  *   B1  Records of a node are sorted by key (non-decreasing), interior
  *       nodes included.  Inserts go at the upper bound of the key, so a new
  *       record lands after every existing equal key; splits and removals
- *       preserve the order.
+ *       preserve the order.  key(0) of an interior node is never a bound
+ *       (B2), so keys below it reach its child 0; when splitting that
+ *       child yields a separator below key(0), key(0) is lowered to it
+ *       before the separator goes in at index 1.
  *   B2  Interior record i, child c(i): every key k in c(i)'s subtree has
  *       key(i) <= k <= key(i+1) (the node's own bounds at the ends), and
  *       key(0) is never used as a bound.  The upper bound is inclusive
@@ -30,9 +33,9 @@
  *           next leaf when the leaf has nothing >= k;
  *         - seek_le descends like insert and steps to the previous leaf
  *           when the leaf has nothing <= k.
- *       Separators are never rewritten: a node's first key may grow by
- *       deletes without touching the parent, since key(i) is only a lower
- *       bound.
+ *       Separators in use as bounds are never rewritten: a node's first
+ *       key may grow by deletes without touching the parent, since key(i)
+ *       is only a lower bound.
  *   B3  All leaves are at level 0 and chained left to right by `next`.  A
  *       leaf split links the new right half after the old node; removing a
  *       leaf relinks its left neighbour, found by walking the cursor path
@@ -273,6 +276,13 @@ static void bt_node_init(struct pfs_bt_node *n, const struct bt_tree *t,
 	n->next = 0;
 }
 
+static void bt_set_key(struct pfs_bt_node *n, unsigned i, uint64_t key)
+{
+	le64 k = cpu_to_le64(key);
+
+	memcpy((uint8_t *)n + bt_off(n, i), &k, sizeof(k));
+}
+
 static void bt_write_rec(struct pfs_bt_node *n, unsigned off, const struct bt_rec *r)
 {
 	uint8_t *p = (uint8_t *)n + off;
@@ -385,7 +395,8 @@ static void bt_node_replace(struct pfs_bt_node *n, unsigned pos, const struct bt
 	PFS_BUG_ON(pos >= bt_nrecs(n));
 	PFS_ASSERT(bt_key(n, pos) == r->key);
 	if (bt_vlen(n, pos) == r->vlen) {
-		memmove((uint8_t *)bt_val(n, pos), r->val, r->vlen);
+		if (r->vlen)
+			memmove((uint8_t *)bt_val(n, pos), r->val, r->vlen);
 		return;
 	}
 	bt_node_remove(n, pos);
@@ -454,83 +465,9 @@ static uint64_t bt_node_split(struct pfs_bt_node *n, struct pfs_bt_node *nw,
 /* Node checks and reads.                                               */
 /* ------------------------------------------------------------------ */
 
-int bt_node_check(const void *blk, uint16_t type)
+/* Log why node image n is rejected; record rec (-1: none) is the culprit. */
+static int bt_check_failed(const struct pfs_bt_node *n, const char *why, int rec)
 {
-	const struct pfs_bt_node *n = blk;
-	unsigned level, nrecs, start, i, bytes = 0;
-	int rec = -1;
-	const char *why;
-
-	if (le32_to_cpu(n->hdr.magic) != PFS_MAGIC_BTREE) {
-		why = "bad magic";
-		goto corrupt;
-	}
-	if (le16_to_cpu(n->tree_type) != type) {
-		why = "wrong tree type";
-		goto corrupt;
-	}
-	level = bt_level(n);
-	nrecs = bt_nrecs(n);
-	start = bt_rec_start(n);
-	if (level >= BT_MAX_DEPTH) {
-		why = "level too high";
-		goto corrupt;
-	}
-	if (nrecs > BT_MAX_RECS) {
-		why = "too many records";
-		goto corrupt;
-	}
-	if (start > PFS_BLOCK_SIZE || start < BT_HDR_SIZE + BT_OFF_SIZE * nrecs) {
-		why = "rec_start out of bounds";
-		goto corrupt;
-	}
-	if (level > 0 && nrecs == 0) {
-		why = "empty interior node";
-		goto corrupt;
-	}
-	if (level > 0 && n->next != 0) {
-		why = "interior node with a leaf link";
-		goto corrupt;
-	}
-	for (i = 0; i < nrecs; i++) {
-		unsigned off = bt_off(n, i), vlen;
-
-		rec = (int)i;
-		if (off < start || off > PFS_BLOCK_SIZE - BT_REC_HDR) {
-			why = "record offset out of bounds";
-			goto corrupt;
-		}
-		vlen = bt_vlen_at(n, off);
-		if (vlen > BT_MAX_VALUE) {
-			why = "value too long";
-			goto corrupt;
-		}
-		if (off + BT_REC_HDR + vlen > PFS_BLOCK_SIZE) {
-			why = "record past the end of the block";
-			goto corrupt;
-		}
-		if (level > 0 && vlen != BT_CHILD_SIZE) {
-			why = "interior record is not a child pointer";
-			goto corrupt;
-		}
-		if (level > 0 && bt_child(n, i) == 0) {
-			why = "null child pointer";
-			goto corrupt;
-		}
-		if (i > 0 && bt_key_at(n, off) < bt_key(n, i - 1)) {
-			why = "keys out of order";
-			goto corrupt;
-		}
-		bytes += BT_REC_HDR + vlen;
-	}
-	rec = -1;
-	if (bytes > PFS_BLOCK_SIZE - start) {
-		why = "records overlap";
-		goto corrupt;
-	}
-	return 0;
-
-corrupt:
 	pfs_err("btree: block %llu (owner %llu): %s (level %u, nrecs %u, "
 		"rec_start %u, record %d)",
 		(unsigned long long)le64_to_cpu(n->hdr.blkno),
@@ -538,6 +475,51 @@ corrupt:
 		le16_to_cpu(n->level), le16_to_cpu(n->nrecs),
 		le16_to_cpu(n->rec_start), rec);
 	return -EUCLEAN;
+}
+
+int bt_node_check(const void *blk, uint16_t type)
+{
+	const struct pfs_bt_node *n = blk;
+	unsigned level, nrecs, start, i, bytes = 0;
+
+	if (le32_to_cpu(n->hdr.magic) != PFS_MAGIC_BTREE)
+		return bt_check_failed(n, "bad magic", -1);
+	if (le16_to_cpu(n->tree_type) != type)
+		return bt_check_failed(n, "wrong tree type", -1);
+	level = bt_level(n);
+	nrecs = bt_nrecs(n);
+	start = bt_rec_start(n);
+	if (level >= BT_MAX_DEPTH)
+		return bt_check_failed(n, "level too high", -1);
+	if (nrecs > BT_MAX_RECS)
+		return bt_check_failed(n, "too many records", -1);
+	if (start > PFS_BLOCK_SIZE || start < BT_HDR_SIZE + BT_OFF_SIZE * nrecs)
+		return bt_check_failed(n, "rec_start out of bounds", -1);
+	if (level > 0 && nrecs == 0)            /* B4 */
+		return bt_check_failed(n, "empty interior node", -1);
+	if (level > 0 && n->next != 0)          /* B3: only leaves are linked */
+		return bt_check_failed(n, "interior node with a leaf link", -1);
+	for (i = 0; i < nrecs; i++) {
+		unsigned off = bt_off(n, i), vlen;
+
+		if (off < start || off > PFS_BLOCK_SIZE - BT_REC_HDR)
+			return bt_check_failed(n, "record offset out of bounds", (int)i);
+		vlen = bt_vlen_at(n, off);
+		if (vlen > BT_MAX_VALUE)        /* B5 */
+			return bt_check_failed(n, "value too long", (int)i);
+		if (off + BT_REC_HDR + vlen > PFS_BLOCK_SIZE)
+			return bt_check_failed(n, "record past the end of the block", (int)i);
+		if (level > 0 && vlen != BT_CHILD_SIZE)
+			return bt_check_failed(n, "interior record is not a child pointer", (int)i);
+		if (level > 0 && bt_child(n, i) == 0)
+			return bt_check_failed(n, "null child pointer", (int)i);
+		if (i > 0 && bt_key_at(n, off) < bt_key(n, i - 1))      /* B1 */
+			return bt_check_failed(n, "keys out of order", (int)i);
+		bytes += BT_REC_HDR + vlen;
+	}
+	if (bytes > PFS_BLOCK_SIZE - start)
+		return bt_check_failed(n, "records overlap", -1);
+	return 0;
 }
 
 /*
@@ -549,7 +531,7 @@ static int bt_read(struct bt_tree *t, uint64_t blk, int level, struct buf **out)
 {
 	struct buf *b;
 	const struct pfs_bt_node *n;
-	const char *why;
+	const char *why = NULL;
 	int ret;
 
 	ret = bcache_read(t->bc, blk, BUF_META, PFS_MAGIC_BTREE, &b);
@@ -559,27 +541,23 @@ static int bt_read(struct bt_tree *t, uint64_t blk, int level, struct buf **out)
 	ret = bt_node_check(n, t->type);
 	if (ret)
 		goto put_buf;
-	if (le64_to_cpu(n->hdr.owner) != t->owner) {
+	if (le64_to_cpu(n->hdr.owner) != t->owner)
 		why = "node of another owner";
-		goto corrupt;
-	}
-	if (level >= 0 && bt_level(n) != (unsigned)level) {
+	else if (level >= 0 && bt_level(n) != (unsigned)level)
 		why = "child level is not parent level - 1";
-		goto corrupt;
-	}
-	if (level >= 0 && bt_nrecs(n) == 0) {
+	else if (level >= 0 && bt_nrecs(n) == 0)        /* B4 */
 		why = "empty non-root node";
-		goto corrupt;
+	if (why) {
+		pfs_err("btree: block %llu (owner %llu, tree owner %llu): %s "
+			"(level %u, expected %d)", (unsigned long long)blk,
+			(unsigned long long)le64_to_cpu(n->hdr.owner),
+			(unsigned long long)t->owner, why, bt_level(n), level);
+		ret = -EUCLEAN;
+		goto put_buf;
 	}
 	*out = b;
 	return 0;
 
-corrupt:
-	pfs_err("btree: block %llu (owner %llu, tree owner %llu): %s "
-		"(level %u, expected %d)", (unsigned long long)blk,
-		(unsigned long long)le64_to_cpu(n->hdr.owner),
-		(unsigned long long)t->owner, why, bt_level(n), level);
-	ret = -EUCLEAN;
 put_buf:
 	buf_put(b);
 	return ret;
@@ -751,7 +729,7 @@ static int bt_step_leaf(struct bt_cursor *c, int dir)
 			(unsigned long long)(dir > 0 ? old_leaf : buf_blkno(nb[0])),
 			(unsigned long long)(dir > 0 ? buf_blkno(nb[0]) : old_leaf));
 		ret = -EUCLEAN;
-		k = -1;
+		k = -1;                 /* every level below l was read */
 		goto put_new;
 	}
 	c->idx[l] = i;
@@ -783,12 +761,12 @@ int bt_seek_ge(struct bt_tree *t, uint64_t key, struct bt_cursor *c)
 		/* B2: the first key >= key, if any, starts the next leaf. */
 		ret = bt_step_leaf(c, 1);
 		if (ret)
-			goto release;
+			goto release_cursor;
 	}
 	c->valid = true;
 	return 0;
 
-release:
+release_cursor:
 	bt_release(c);
 	return ret;
 }
@@ -808,12 +786,12 @@ int bt_seek_le(struct bt_tree *t, uint64_t key, struct bt_cursor *c)
 		/* B2: everything in the previous leaf is <= key. */
 		ret = bt_step_leaf(c, -1);
 		if (ret)
-			goto release;
+			goto release_cursor;
 	}
 	c->valid = true;
 	return 0;
 
-release:
+release_cursor:
 	bt_release(c);
 	return ret;
 }
@@ -919,10 +897,16 @@ static int bt_put(struct bt_tree *t, struct bt_cursor *c, const struct bt_rec *r
 	/* Apply. */
 	cur = *r;
 	pos = (unsigned)c->idx[0];
-	for (l = 0; l < nsplit; l++) {
+	for (l = 0; l <= top && l < depth; l++) {
+		struct pfs_bt_node *n = bt_node(c->path[l]);
 		uint64_t sep;
 
-		sep = bt_node_split(bt_node(c->path[l]), bt_node(nb[l]),
+		/* B1: a separator landing after a stale key(0) lowers it. */
+		if (l > 0 && pos == 1 && cur.key < bt_key(n, 0))
+			bt_set_key(n, 0, cur.key);
+		if (l >= nsplit)
+			break;
+		sep = bt_node_split(n, bt_node(nb[l]),
 				    buf_blkno(nb[l]), pos, &cur, replace && l == 0);
 		sepval = cpu_to_le64(buf_blkno(nb[l]));
 		cur.key = sep;
@@ -1004,7 +988,8 @@ int bt_update(struct bt_cursor *c, const void *val, uint16_t vlen)
 		ret = c->t->ops->dirty(c->t->arg, c->path[0]);
 		if (ret)
 			return ret;
-		memmove((uint8_t *)bt_val(n, i), val, vlen);
+		if (vlen)
+			memmove((uint8_t *)bt_val(n, i), val, vlen);
 		return 0;
 	}
 	if (vlen)
@@ -1089,6 +1074,7 @@ int bt_delete(struct bt_cursor *c)
 	}
 
 	/* Nothing can fail from here on but freeing blocks. */
+	PFS_BUG_ON(e + 1 + nchain > (int)PFS_ARRAY_SIZE(freed));
 	if (ll >= 0)
 		bt_node(left[0])->next = bt_node(c->path[0])->next;
 	for (l = 0; l < e; l++)
@@ -1103,7 +1089,6 @@ int bt_delete(struct bt_cursor *c)
 	} else {
 		bt_node_remove(bt_node(c->path[e]), (unsigned)c->idx[e]);
 	}
-	PFS_BUG_ON(nfreed > (int)PFS_ARRAY_SIZE(freed));
 
 put_chain:
 	while (nchain > 0)
@@ -1137,22 +1122,21 @@ static int bt_destroy_node(struct bt_tree *t, uint64_t blk, int level)
 	int ret, sub;
 
 	ret = bt_read(t, blk, level, &b);
-	if (ret)
-		goto free_self;
-	n = bt_node(b);
-	lvl = bt_level(n);
-	for (i = 0; lvl > 0 && i < bt_nrecs(n); i++) {
-		uint64_t child = bt_child(n, i);
+	if (ret == 0) {
+		n = bt_node(b);
+		lvl = bt_level(n);
+		for (i = 0; lvl > 0 && i < bt_nrecs(n); i++) {
+			uint64_t child = bt_child(n, i);
 
-		if (lvl == 1)
-			sub = bt_free_blk(t, child);
-		else
-			sub = bt_destroy_node(t, child, (int)lvl - 1);
-		if (sub && !ret)
-			ret = sub;
+			if (lvl == 1)
+				sub = bt_free_blk(t, child);
+			else
+				sub = bt_destroy_node(t, child, (int)lvl - 1);
+			if (sub && !ret)
+				ret = sub;
+		}
+		buf_put(b);
 	}
-	buf_put(b);
-free_self:
 	sub = bt_free_blk(t, blk);
 	return ret ? ret : sub;
 }
@@ -1188,7 +1172,7 @@ static int bt_walk_node(struct bt_walk_state *w, uint64_t blk, int level,
 	const struct pfs_bt_node *n;
 	struct buf *b;
 	unsigned i, nrecs, lvl;
-	const char *why;
+	const char *why = NULL;
 	int ret;
 
 	ret = bt_read(t, blk, level, &b);
@@ -1197,17 +1181,19 @@ static int bt_walk_node(struct bt_walk_state *w, uint64_t blk, int level,
 	n = bt_node(b);
 	nrecs = bt_nrecs(n);
 	lvl = bt_level(n);
-	if (level < 0 && lvl > 0 && nrecs < 2) {
-		why = "interior root with a single child";
-		goto corrupt;
-	}
-	for (i = lvl > 0 ? 1 : 0; i < nrecs; i++) {
+	if (level < 0 && lvl > 0 && nrecs < 2)
+		why = "interior root with a single child";      /* B4 */
+	for (i = lvl > 0 ? 1 : 0; !why && i < nrecs; i++) {
 		uint64_t k = bt_key(n, i);
 
-		if (k < lo || k > hi) {
-			why = "key outside the range given by the parent";
-			goto corrupt;
-		}
+		if (k < lo || k > hi)
+			why = "key outside the range given by the parent";  /* B2 */
+	}
+	if (why) {
+		pfs_err("btree: block %llu (owner %llu): %s",
+			(unsigned long long)blk, (unsigned long long)t->owner, why);
+		ret = -EUCLEAN;
+		goto put_buf;
 	}
 	if (lvl == 0) {
 		if (w->seen_leaf && w->expect != blk) {
@@ -1237,13 +1223,6 @@ static int bt_walk_node(struct bt_walk_state *w, uint64_t blk, int level,
 		if (ret)
 			goto put_buf;
 	}
-	buf_put(b);
-	return 0;
-
-corrupt:
-	pfs_err("btree: block %llu (owner %llu): %s", (unsigned long long)blk,
-		(unsigned long long)t->owner, why);
-	ret = -EUCLEAN;
 put_buf:
 	buf_put(b);
 	return ret;

@@ -1032,6 +1032,45 @@ static void test_destroy(void **state)
 	tb_free_bed(tb);
 }
 
+/*
+ * Deleting from one end empties whole subtrees: the root loses children
+ * and must collapse whenever it is left with one (B4, checked by the
+ * walk), down to a single root leaf.
+ */
+static void test_collapse(void **state)
+{
+	struct tb *tb = tb_new(8192, 4 << 20, PFS_BT_EXTENT);
+	struct model m = { 0 };
+	struct walk_stats ws;
+	int depth, prev_depth;
+
+	for (int round = 0; round < 3; round++) {
+		for (uint64_t k = 0; k < 8000; k++)
+			tb_insert(tb, &m, k, (uint32_t)k, 100);
+		prev_depth = get_depth(tb);
+		REQUIRE(prev_depth >= 3);
+		while (m.n) {
+			/* Front, back, or the middle run of a shrinking tree. */
+			size_t pos = round == 0 ? 0 : round == 1 ? m.n - 1
+				: (size_t)rng_below(m.n);
+
+			tb_delete_index(tb, &m, pos);
+			if (m.n % 97 && m.n > 50)
+				continue;
+			ws = tb_walk(tb);
+			depth = ws.max_level + 1;
+			REQUIRE(depth <= prev_depth);
+			if (ws.leaves == 1)
+				REQUIRE_EQ(depth, 1);
+			prev_depth = depth;
+		}
+		REQUIRE_EQ(tb->t.root, 0);
+		REQUIRE_EQ(tb->nused, 0);
+	}
+	free(m.r);
+	tb_free_bed(tb);
+}
+
 /* Snapshot of a tree's allocator state, to show a failed call changed
  * nothing. */
 static void require_unchanged(struct tb *tb, const struct model *m,
@@ -1059,8 +1098,8 @@ static void test_enospc(void **state)
 	REQUIRE_EQ(tb->t.root, 0);
 	tb->alloc_budget = -1;
 
-	for (uint64_t i = 0; i < 20000; i++)
-		tb_insert(tb, &m, rng_below(1000000), id++, 40);
+	for (uint64_t i = 0; i < 8000; i++)
+		tb_insert(tb, &m, rng_below(1000000), id++, 120);
 	REQUIRE(get_depth(tb) >= 3);
 	tb_writeback(tb);
 
@@ -1110,7 +1149,7 @@ static void test_enospc(void **state)
 	tb_check_model(tb, &m);
 
 	/* A failing dirty hook during a split or a delete changes nothing. */
-	for (int round = 0; round < 40; round++) {
+	for (int round = 0; round < 24; round++) {
 		tb->dirty_budget = round % 4;
 		root = tb->t.root;
 		nused = tb->nused;
@@ -1124,7 +1163,7 @@ static void test_enospc(void **state)
 		REQUIRE_EQ(ret, -EIO);
 		require_unchanged(tb, &m, root, nused);
 	}
-	for (int round = 0; round < 20; round++) {
+	for (int round = 0; round < 12; round++) {
 		size_t pos = (size_t)rng_below(m.n);
 
 		tb_seek_index(tb, &m, pos, &c);
@@ -1138,7 +1177,7 @@ static void test_enospc(void **state)
 	}
 
 	/* Growing a value in a full leaf with no block left. */
-	for (int round = 0; round < 20; round++) {
+	for (int round = 0; round < 12; round++) {
 		size_t pos = (size_t)rng_below(m.n);
 
 		tb_seek_index(tb, &m, pos, &c);
@@ -1408,6 +1447,7 @@ int main(void)
 		cmocka_unit_test(test_large),
 		cmocka_unit_test(test_update),
 		cmocka_unit_test(test_destroy),
+		cmocka_unit_test(test_collapse),
 		cmocka_unit_test(test_enospc),
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_random),

@@ -28,7 +28,7 @@
 #define TEST_BLOCKS     (64u * 1024u)   /* 256 MiB, sparse */
 
 struct fixture {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX - 16];
 	char img[PATH_MAX];
 	char keyfile[PATH_MAX];
 	struct pfs_opts opts;
@@ -226,7 +226,7 @@ static void test_inline_to_tree(void **state)
 {
 	struct fixture *f = *state;
 	struct pfs_extent e;
-	uint64_t pb[2000];
+	uint64_t pb[2000], spare;
 	uint32_t i;
 
 	for (i = 0; i < PFS_INLINE_EXTENTS; i++) {
@@ -264,18 +264,20 @@ static void test_inline_to_tree(void **state)
 		expect_mapped(f, 10 * i, 10 * i, pb[i], 1, 0);
 		expect_hole(f, 10 * i + 1, i == 1999 ? UINT32_MAX : 9);
 	}
-	/* Adding over a mapped block is refused. */
-	assert_int_equal(add(f, 10 * 7, get_blocks(f, 0, 1), 1, 0), -EEXIST);
+	/* Adding over a mapped block is refused; the caller keeps the
+	 * block. */
+	spare = get_blocks(f, 0, 1);
+	assert_int_equal(add(f, 10 * 7, spare, 1, 0), -EEXIST);
+	assert_int_equal(add(f, 10 * 7 - 1, spare, 1, 0), 0);
+	assert_int_equal(OP(f->fs, extent_punch(f->fs, f->ip, 10 * 7 - 1, 1)), 0);
 	expect_destroyed(f);
-	/* The refused block is still allocated: give it back. */
-	f->free_start--;
 }
 
 /* Physically contiguous neighbours with equal flags merge. */
 static void test_merge(void **state)
 {
 	struct fixture *f = *state;
-	uint64_t p = get_blocks(f, 0, 12);
+	uint64_t p = get_blocks(f, 0, 12), q;
 
 	assert_int_equal(add(f, 0, p, 2, 0), 0);
 	assert_int_equal(add(f, 4, p + 4, 2, 0), 0);
@@ -292,11 +294,21 @@ static void test_merge(void **state)
 	assert_int_equal(add(f, 9, p + 9, 1, 0), 0);
 	assert_int_equal(f->ip->n_inline, 3);
 	expect_mapped(f, 11, 9, p + 9, 3, 0);
-	/* Logically adjacent but not physically: no merge. */
-	assert_int_equal(add(f, 8, p + 8, 1, 0), 0);    /* joins [9,12) */
+	/* Joins [9,12) on the right; [6,8) on the left differs in flags. */
+	assert_int_equal(add(f, 8, p + 8, 1, 0), 0);
+	assert_int_equal(f->ip->n_inline, 3);
 	expect_mapped(f, 8, 8, p + 8, 4, 0);
 	expect_mapped(f, 7, 6, p + 6, 2, PFS_EXT_UNWRITTEN);
 	assert_int_equal(f->ip->blocks, 12);
+	/* Logically adjacent but not physically contiguous: no merge. */
+	q = get_blocks(f, 0, 2);
+	assert_true(q + 1 != p + 12);
+	assert_int_equal(add(f, 12, q + 1, 1, 0), 0);
+	assert_int_equal(f->ip->n_inline, 4);
+	expect_mapped(f, 12, 12, q + 1, 1, 0);
+	assert_int_equal(add(f, 50, q, 1, 0), 0);
+	assert_true(f->ip->flags & PFS_IF_EXTENT_TREE);
+	assert_int_equal(f->ip->blocks, 14 + 1);
 
 	/* Bad arguments. */
 	assert_int_equal(add(f, 100, p, 0, 0), -EINVAL);
@@ -347,7 +359,9 @@ static void test_punch(void **state)
 	assert_int_equal(f->ip->blocks, 8 + 8 - 2 + 1);
 
 	/* Down to two extents: back inline, tree freed. */
-	assert_int_equal(OP(f->fs, extent_punch(f->fs, f->ip, 110, 200)), 0);
+	assert_int_equal(OP(f->fs, extent_punch(f->fs, f->ip, 110, 90)), 0);
+	assert_true(f->ip->flags & PFS_IF_EXTENT_TREE);
+	assert_int_equal(OP(f->fs, extent_punch(f->fs, f->ip, 204, 100)), 0);
 	assert_false(f->ip->flags & PFS_IF_EXTENT_TREE);
 	assert_int_equal(f->ip->tree_root, 0);
 	assert_int_equal(f->ip->n_inline, 2);
@@ -384,7 +398,8 @@ static void test_mark_written(void **state)
 	assert_int_equal(OP(f->fs, extent_mark_written(f->fs, f->ip, 0, 5)), 0);
 	assert_int_equal(f->ip->n_inline, 2);
 
-	/* Head and tail split off the middle of [5,10), which merges left. */
+	/* Head and tail split off the middle of [5,10); neither neighbour
+	 * of the written middle is written, so nothing merges. */
 	assert_int_equal(OP(f->fs, extent_mark_written(f->fs, f->ip, 6, 2)), 0);
 	expect_mapped(f, 5, 5, p + 5, 1, PFS_EXT_UNWRITTEN);
 	expect_mapped(f, 7, 6, p + 6, 2, 0);
@@ -464,6 +479,114 @@ static void test_persistence(void **state)
 	expect_destroyed(f);
 }
 
+/* Take every free block; returns the runs in *runs (caller frees them). */
+static size_t exhaust(struct fixture *f, uint64_t (**runs)[2])
+{
+	uint64_t (*r)[2] = NULL, start;
+	size_t n = 0, cap = 0;
+	uint32_t got;
+	int err;
+
+	for (;;) {
+		err = OP(f->fs, alloc_blocks(f->fs, 0, PFS_EXT_MAX_LEN, &start, &got));
+		if (err == -ENOSPC)
+			break;
+		assert_int_equal(err, 0);
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			r = realloc(r, cap * sizeof(*r));
+			assert_non_null(r);
+		}
+		r[n][0] = start;
+		r[n][1] = got;
+		n++;
+	}
+	assert_int_equal(free_blocks(f->fs), 0);
+	*runs = r;
+	return n;
+}
+
+static void give_back(struct fixture *f, uint64_t (*runs)[2], size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(OP(f->fs, alloc_free_blocks(f->fs, runs[i][0],
+							     (uint32_t)runs[i][1])), 0);
+	free(runs);
+}
+
+/* A change that needs a tree node fails cleanly when none can be had. */
+static void test_enospc(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t area[PFS_INLINE_SIZE];
+	uint64_t p[PFS_INLINE_EXTENTS + 1], (*runs)[2];
+	uint64_t blocks;
+	size_t nruns;
+	uint32_t i;
+
+	for (i = 0; i <= PFS_INLINE_EXTENTS; i++)
+		p[i] = get_blocks(f, 0, 4);
+	for (i = 0; i < PFS_INLINE_EXTENTS; i++)
+		assert_int_equal(add(f, 10 * i, p[i], 4, PFS_EXT_UNWRITTEN), 0);
+	memcpy(area, f->ip->inline_area, sizeof(area));
+	blocks = f->ip->blocks;
+
+	nruns = exhaust(f, &runs);
+	/* A fifth extent. */
+	assert_int_equal(add(f, 100, p[PFS_INLINE_EXTENTS], 4, 0), -ENOSPC);
+	/* A punch that splits an extent. */
+	assert_int_equal(OP(f->fs, extent_punch(f->fs, f->ip, 11, 1)), -ENOSPC);
+	/* A write into the middle of an unwritten extent. */
+	assert_int_equal(OP(f->fs, extent_mark_written(f->fs, f->ip, 21, 1)), -ENOSPC);
+	assert_int_equal(OP(f->fs, extent_mark_written(f->fs, f->ip, 30, 1)), -ENOSPC);
+	/* Nothing changed, nothing leaked, the node is not fenced. */
+	assert_false(f->ip->flags & PFS_IF_EXTENT_TREE);
+	assert_int_equal(f->ip->n_inline, PFS_INLINE_EXTENTS);
+	assert_memory_equal(f->ip->inline_area, area, sizeof(area));
+	assert_int_equal(f->ip->blocks, blocks);
+	assert_int_equal(free_blocks(f->fs), 0);
+	assert_int_equal(f->fs->fenced, 0);
+	/* What needs no node still works: marking a whole extent, punching
+	 * one whole. */
+	assert_int_equal(OP(f->fs, extent_mark_written(f->fs, f->ip, 0, 4)), 0);
+	expect_mapped(f, 0, 0, p[0], 4, 0);
+	assert_int_equal(OP(f->fs, extent_punch(f->fs, f->ip, 0, 4)), 0);
+	assert_int_equal(f->ip->n_inline, PFS_INLINE_EXTENTS - 1);
+	assert_int_equal(free_blocks(f->fs), 4);
+	give_back(f, runs, nruns);
+
+	assert_int_equal(add(f, 100, p[PFS_INLINE_EXTENTS], 4, 0), 0);
+	assert_int_equal(add(f, 0, get_blocks(f, 0, 4), 4, 0), 0);
+	assert_true(f->ip->flags & PFS_IF_EXTENT_TREE);
+	expect_destroyed(f);
+}
+
+/* Damaged inline maps are reported, not trusted. */
+static void test_damaged_inline(void **state)
+{
+	struct fixture *f = *state;
+	struct pfs_extent e, d;
+	uint64_t p = get_blocks(f, 0, 2);
+
+	assert_int_equal(add(f, 0, p, 2, 0), 0);
+	memcpy(&d, f->ip->inline_area, sizeof(d));
+	f->ip->n_inline = PFS_INLINE_EXTENTS + 1;
+	assert_int_equal(OP(f->fs, extent_lookup(f->fs, f->ip, 0, &e)), -EUCLEAN);
+	f->ip->n_inline = 1;
+	d.len = cpu_to_le32(0);
+	memcpy(f->ip->inline_area, &d, sizeof(d));
+	assert_int_equal(OP(f->fs, extent_lookup(f->fs, f->ip, 0, &e)), -EUCLEAN);
+	d.len = cpu_to_le32(2);
+	d.pblk = cpu_to_le64(1);
+	memcpy(f->ip->inline_area, &d, sizeof(d));
+	assert_int_equal(OP(f->fs, extent_destroy(f->fs, f->ip)), -EUCLEAN);
+	d.pblk = cpu_to_le64(p);
+	memcpy(f->ip->inline_area, &d, sizeof(d));
+	expect_destroyed(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +596,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mark_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tree_split_and_mark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_inline, setup, teardown),
 	};
 
 	pfs_log_set_level(PFS_LOG_WARN);
