@@ -51,13 +51,27 @@ static uint64_t ext_end(const struct pfs_extent *e)
 	return le64_to_cpu(e->lblk) + le32_to_cpu(e->len);
 }
 
+/* A staging buffer for one request's before-images, kept across requests
+ * (protected by fs->lock). */
+static uint8_t *scratch_get(struct pfs_fs *fs, size_t len)
+{
+	if (len > fs->scratch_len) {
+		free(fs->scratch);
+		fs->scratch = aligned_alloc(PFS_BLOCK_SIZE, len);
+		fs->scratch_len = fs->scratch ? len : 0;
+	}
+	return fs->scratch;
+}
+
 static bool undo_data(const struct pfs_fs *fs)
 {
 	return fs->opts.data_mode == PFS_DATA_UNDO && fs->jnl;
 }
 
 /* Overwrite n bytes at byte inoff of committed data starting at block
- * pblk (F4). */
+ * pblk (F4).  Under data=undo each block goes through the cache: the old
+ * contents of the blocks not cached yet are read in one request (they are
+ * the before-images), then changed under the transaction. */
 static int data_overwrite(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff,
 			  const char *src, size_t n)
 {
@@ -68,47 +82,86 @@ static int data_overwrite(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff,
 			fs_fence(fs, err, "data write failed");
 		return err;
 	}
-	size_t done = 0;
-	while (done < n) {
-		uint64_t b = pblk + ((inoff + done) >> PFS_BLOCK_SHIFT);
-		uint32_t o = (uint32_t)((inoff + done) & (PFS_BLOCK_SIZE - 1));
-		size_t k = PFS_MIN((size_t)(PFS_BLOCK_SIZE - o), n - done);
-		struct buf *bp;
-		err = bcache_read(fs->bc, b, BUF_DATA, 0, &bp);
+	uint64_t first = pblk + (inoff >> PFS_BLOCK_SHIFT);
+	uint64_t nblk = ((inoff + n - 1) >> PFS_BLOCK_SHIFT) - (inoff >> PFS_BLOCK_SHIFT) + 1;
+	uint8_t *old = NULL;
+	if (nblk > 1) {
+		old = scratch_get(fs, nblk * PFS_BLOCK_SIZE);
+		if (!old)
+			return -ENOMEM;
+		err = bio_read(fs->dev, first, (uint32_t)nblk, old);
 		if (err)
 			return err;
-		err = tx_dirty(fs, bp);
-		if (!err)
-			memcpy((char *)buf_data(bp) + o, src ? src + done : (const char *)zero_block, k);
-		buf_put(bp);
-		if (err)
-			return err;
-		done += k;
 	}
-	return 0;
-}
-
-/* Read n bytes of committed data at byte inoff of block pblk, taking
- * blocks the running transaction changed from the cache (F4). */
-static int data_read(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff, char *dst, size_t n)
-{
-	if (!undo_data(fs) || bcache_ndirty(fs->bc) == 0)
-		return bio_pread(fs->dev, pblk * PFS_BLOCK_SIZE + inoff, n, dst);
 	size_t done = 0;
+	err = 0;
 	while (done < n) {
 		uint64_t b = pblk + ((inoff + done) >> PFS_BLOCK_SHIFT);
 		uint32_t o = (uint32_t)((inoff + done) & (PFS_BLOCK_SIZE - 1));
 		size_t k = PFS_MIN((size_t)(PFS_BLOCK_SIZE - o), n - done);
 		struct buf *bp = bcache_peek(fs->bc, b);
-		if (bp && buf_kind(bp) == BUF_DATA) {
+		if (!bp && old) {
+			err = bcache_get_new(fs->bc, b, BUF_DATA, &bp);
+			if (!err)
+				memcpy(buf_data(bp), old + (b - first) * PFS_BLOCK_SIZE, PFS_BLOCK_SIZE);
+		} else if (!bp) {
+			err = bcache_read(fs->bc, b, BUF_DATA, 0, &bp);
+		}
+		if (err)
+			break;
+		err = tx_dirty(fs, bp);      /* captures the old contents (T4) */
+		if (!err)
+			memcpy((char *)buf_data(bp) + o, src ? src + done : (const char *)zero_block, k);
+		buf_put(bp);
+		if (err)
+			break;
+		done += k;
+	}
+	return err;
+}
+
+/* Read n bytes of committed data at byte inoff of block pblk, taking
+ * blocks the running transaction changed from the cache (F4); runs of
+ * blocks not in the cache are read in one request. */
+static int data_read(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff, char *dst, size_t n)
+{
+	if (!undo_data(fs) || bcache_ndirty(fs->bc) == 0)
+		return bio_pread(fs->dev, pblk * PFS_BLOCK_SIZE + inoff, n, dst);
+	size_t done = 0, run_start = 0;
+	bool in_run = false;
+	while (done <= n) {
+		struct buf *bp = NULL;
+		size_t k = 0;
+		uint64_t b = 0;
+		uint32_t o = 0;
+		if (done < n) {
+			b = pblk + ((inoff + done) >> PFS_BLOCK_SHIFT);
+			o = (uint32_t)((inoff + done) & (PFS_BLOCK_SIZE - 1));
+			k = PFS_MIN((size_t)(PFS_BLOCK_SIZE - o), n - done);
+			bp = bcache_peek(fs->bc, b);
+			if (bp && buf_kind(bp) != BUF_DATA) {
+				buf_put(bp);
+				bp = NULL;
+			}
+		}
+		if ((bp || done == n) && in_run) {
+			int err = bio_pread(fs->dev, pblk * PFS_BLOCK_SIZE + inoff + run_start,
+					    done - run_start, dst + run_start);
+			if (err) {
+				if (bp)
+					buf_put(bp);
+				return err;
+			}
+			in_run = false;
+		}
+		if (done == n)
+			break;
+		if (bp) {
 			memcpy(dst + done, (char *)buf_data(bp) + o, k);
 			buf_put(bp);
-		} else {
-			if (bp)
-				buf_put(bp);
-			int err = bio_pread(fs->dev, b * PFS_BLOCK_SIZE + o, k, dst + done);
-			if (err)
-				return err;
+		} else if (!in_run) {
+			in_run = true;
+			run_start = done;
 		}
 		done += k;
 	}

@@ -637,6 +637,7 @@ int fs_unmount(struct pfs_fs *fs)
 	jnl_free(fs);
 	alloc_fini(fs);
 	inode_cache_free(fs);
+	free(fs->scratch);
 	if (!fs->opts.ro)
 		slot_unlock(fs, fs->slot);
 	bcache_destroy(fs->bc);

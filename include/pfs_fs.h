@@ -104,6 +104,8 @@ struct pfs_fs {
 	struct tx_state *tx;            /* journal/tx.c */
 	struct jnl *jnl;                /* journal/jnl.c; NULL when read-only */
 	uint32_t max_write;             /* largest write request (undo fits) */
+	uint8_t *scratch;               /* fs/file.c staging; protected by fs->lock */
+	size_t scratch_len;
 
 	/* Blocks freed by the running transaction: reusable only after it
 	 * commits (alloc.c A5).  Protected by fs->lock. */

@@ -72,6 +72,7 @@ struct img_slot {
 	uint8_t *img;
 };
 #define IMG_EMPTY UINT64_MAX
+#define IMG_CHUNK 64
 
 struct tx_state {
 	pthread_t thread;               /* the commit thread */
@@ -80,6 +81,11 @@ struct tx_state {
 	struct img_slot *images;
 	size_t img_cap, img_count;
 	uint64_t ops;                   /* requests in the running tx */
+	uint8_t *gather;                /* write_back staging, WB_RUN blocks */
+	/* Image storage: chunks of IMG_CHUNK blocks, handed out in order and
+	 * reused by the next transaction (no allocation per block). */
+	uint8_t **chunks;
+	size_t nchunks, chunk_cap, img_used;
 	uint64_t flushes;
 	bool thread_started;
 	bool stop;                      /* protected by fs->lock */
@@ -144,9 +150,23 @@ static int img_capture(struct tx_state *tx, uint64_t blk, const void *data)
 		if (err)
 			return err;
 	}
-	uint8_t *copy = malloc(PFS_BLOCK_SIZE);
-	if (!copy)
-		return -ENOMEM;
+	size_t c = tx->img_used / IMG_CHUNK;
+	if (c == tx->nchunks) {
+		if (tx->nchunks == tx->chunk_cap) {
+			size_t cap = tx->chunk_cap ? tx->chunk_cap * 2 : 16;
+			uint8_t **n = realloc(tx->chunks, cap * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			tx->chunks = n;
+			tx->chunk_cap = cap;
+		}
+		tx->chunks[c] = aligned_alloc(PFS_BLOCK_SIZE, IMG_CHUNK * PFS_BLOCK_SIZE);
+		if (!tx->chunks[c])
+			return -ENOMEM;
+		tx->nchunks++;
+	}
+	uint8_t *copy = tx->chunks[c] + (tx->img_used % IMG_CHUNK) * PFS_BLOCK_SIZE;
+	tx->img_used++;
 	memcpy(copy, data, PFS_BLOCK_SIZE);
 	size_t h = img_hash(blk, tx->img_cap);
 	while (tx->images[h].blk != IMG_EMPTY)
@@ -159,13 +179,21 @@ static int img_capture(struct tx_state *tx, uint64_t blk, const void *data)
 
 static void img_clear(struct tx_state *tx)
 {
-	for (size_t i = 0; i < tx->img_cap; i++) {
-		if (tx->images[i].blk != IMG_EMPTY) {
-			free(tx->images[i].img);
+	if (tx->img_count) {
+		for (size_t i = 0; i < tx->img_cap; i++)
 			tx->images[i].blk = IMG_EMPTY;
-		}
 	}
 	tx->img_count = 0;
+	tx->img_used = 0;
+}
+
+static void img_free(struct tx_state *tx)
+{
+	img_clear(tx);
+	for (size_t i = 0; i < tx->nchunks; i++)
+		free(tx->chunks[i]);
+	free(tx->chunks);
+	free(tx->images);
 }
 
 int tx_init(struct pfs_fs *fs)
@@ -206,8 +234,8 @@ void tx_fini(struct pfs_fs *fs)
 		pthread_mutex_unlock(&fs->lock);
 		pthread_join(tx->thread, NULL);
 	}
-	img_clear(tx);
-	free(tx->images);
+	img_free(tx);
+	free(tx->gather);
 	pthread_cond_destroy(&tx->wake);
 	free(tx);
 	fs->tx = NULL;
@@ -265,11 +293,18 @@ void tx_op_end(struct pfs_fs *fs)
 		tx_commit(fs);
 }
 
+#define WB_RUN 64
+
 /* Write n sorted buffers in place, coalescing runs of adjacent blocks
- * into one vectored write. */
+ * into one write. */
 static int write_back(struct pfs_fs *fs, struct buf **list, size_t n)
 {
-	struct iovec iov[64];
+	struct iovec iov[WB_RUN];
+	if (!fs->tx->gather) {
+		fs->tx->gather = aligned_alloc(PFS_BLOCK_SIZE, WB_RUN * PFS_BLOCK_SIZE);
+		if (!fs->tx->gather)
+			return -ENOMEM;
+	}
 	size_t i = 0;
 	while (i < n) {
 		size_t run = 1;
@@ -287,13 +322,10 @@ static int write_back(struct pfs_fs *fs, struct buf **list, size_t n)
 			err = bio_write(fs->dev, start, 1, iov[0].iov_base);
 		} else {
 			/* Gather into one contiguous write. */
-			uint8_t *tmp = malloc(run * PFS_BLOCK_SIZE);
-			if (!tmp)
-				return -ENOMEM;
+			uint8_t *tmp = fs->tx->gather;
 			for (size_t k = 0; k < run; k++)
 				memcpy(tmp + k * PFS_BLOCK_SIZE, iov[k].iov_base, PFS_BLOCK_SIZE);
 			err = bio_write(fs->dev, start, (uint32_t)run, tmp);
-			free(tmp);
 		}
 		if (err)
 			return err;
