@@ -487,8 +487,11 @@ static int abt_free(void *arg, uint64_t blk)
 	struct inode_tree *it = arg;
 	int err = alloc_free_blocks(it->fs, blk, 1);
 	if (!err) {
-		PFS_BUG_ON(it->ip->blocks == 0);
-		it->ip->blocks--;
+		if (it->ip->blocks == 0)
+			pfs_warn("inode %llu: block count already 0 while freeing a tree node",
+				 (unsigned long long)it->ip->ino);
+		else
+			it->ip->blocks--;
 	}
 	return err;
 }

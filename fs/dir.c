@@ -4,8 +4,10 @@
  * Representation
  *   A directory's entries are the records of a B+tree of type PFS_BT_DIR
  *   rooted at dp->tree_root.  The key of an entry is dir_hash(name): the
- *   SipHash-2-4 of the name keyed with the volume's hash seed, shifted
- *   right by 2, plus 4.  The value is a struct pfs_dirent followed by the
+ *   SipHash-2-4 (crypto_shorthash) of the name keyed with the volume's
+ *   hash seed, its 8 output bytes read as a little-endian integer,
+ *   shifted right by 2, plus 4.  Tools that check keys (fsck) call
+ *   dir_hash() rather than recompute it.  The value is a struct pfs_dirent followed by the
  *   name (not NUL-terminated).  Names whose hashes collide are records
  *   with equal keys; a lookup compares the names of every record with the
  *   key.  "." and ".." are not stored: readdir synthesises them from

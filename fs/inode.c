@@ -512,7 +512,7 @@ int inode_evict_if_dead(struct pfs_fs *fs, struct inode *ip)
  * unlinked files (I2).  Runs at mount, before any request. */
 int orphan_recover(struct pfs_fs *fs)
 {
-	unsigned n = 0;
+	uint64_t n = 0, limit = (uint64_t)fs->ngroups * fs->ipg;
 	while (fs->orphan_head) {
 		struct inode *ip;
 		uint64_t ino = fs->orphan_head;
@@ -522,21 +522,20 @@ int orphan_recover(struct pfs_fs *fs)
 				(unsigned long long)ino, err);
 			return err;
 		}
-		if (ip->nlink > 0) {
-			err = orphan_remove(fs, ip);
+		if (!(ip->flags & PFS_IF_ORPHAN) || ++n > limit) {
+			/* A list that does not hold together: drop it rather
+			 * than guess; fsck reclaims what it held. */
+			pfs_err("orphan list: inode %llu is not an orphan (or the list loops); "
+				"list dropped, run fsck.peerfs", (unsigned long long)ino);
 			inode_put(fs, ip);
-		} else {
-			err = orphan_remove(fs, ip);
-			if (!err)
-				inode_put(fs, ip);   /* last ref: deletes (I2) */
-			else
-				inode_put(fs, ip);
+			return slot_set_orphan_head(fs, 0);
 		}
+		err = orphan_remove(fs, ip);
+		inode_put(fs, ip);          /* nlink 0: the last ref deletes it (I2) */
 		if (err)
 			return err;
-		n++;
 	}
 	if (n)
-		pfs_info("orphan list: %u inodes reclaimed", n);
+		pfs_info("orphan list: %llu inodes reclaimed", (unsigned long long)n);
 	return 0;
 }

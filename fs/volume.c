@@ -548,6 +548,12 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 		pfs_err("cannot recover the journal of slot %u; nothing was changed", fs->slot);
 		goto out_unlock_slot;
 	}
+	/* The slot record may have been restored by the backout. */
+	struct pfs_slot rec;
+	err = slot_read(fs, fs->slot, &rec);
+	if (err)
+		goto out_unlock_slot;
+	fs->orphan_head = le64_to_cpu(rec.orphan_head);
 	err = jnl_start(fs);
 	if (!err)
 		err = bio_flush(fs->dev);

@@ -207,7 +207,8 @@ int orphan_add(struct pfs_fs *fs, struct inode *ip);
 int orphan_remove(struct pfs_fs *fs, struct inode *ip);
 int orphan_recover(struct pfs_fs *fs);
 
-/* ---- fs/extent.c: logical -> physical block maps ---- */
+/* ---- fs/extent.c: logical -> physical block maps ----
+ * struct pfs_extent results are in the on-disk (little-endian) encoding. */
 /* 1: lblk mapped by *ext; 0: hole, ext->lblk = lblk and ext->len = blocks
  * until the next mapping (UINT32_MAX if none). */
 int extent_lookup(struct pfs_fs *fs, struct inode *ip, uint64_t lblk,

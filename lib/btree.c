@@ -389,16 +389,12 @@ static void bt_node_remove(struct pfs_bt_node *n, unsigned pos)
 		n->rec_start = cpu_to_le16((uint16_t)(off + size));
 }
 
-/* Replace record pos by r (same key, any length that fits). */
+/* Replace record pos by r (same key, any length that fits; r must not
+ * point into n). */
 static void bt_node_replace(struct pfs_bt_node *n, unsigned pos, const struct bt_rec *r)
 {
 	PFS_BUG_ON(pos >= bt_nrecs(n));
 	PFS_ASSERT(bt_key(n, pos) == r->key);
-	if (bt_vlen(n, pos) == r->vlen) {
-		if (r->vlen)
-			memmove((uint8_t *)bt_val(n, pos), r->val, r->vlen);
-		return;
-	}
 	bt_node_remove(n, pos);
 	bt_node_insert(n, pos, r);
 }
