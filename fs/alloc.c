@@ -299,8 +299,10 @@ int alloc_blocks(struct pfs_fs *fs, uint64_t goal, uint32_t want,
 		int err = alloc_in_group(fs, g, n == 0 ? goal_off : 0, want, start, got);
 		if (err == -ENOSPC)
 			continue;
-		if (!err)
+		if (!err) {
 			fs->alloc_group = g;
+			err = tx_note_alloc(fs, *start, *got);
+		}
 		return err;
 	}
 	return -ENOSPC;

@@ -84,6 +84,20 @@ static int data_overwrite(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff,
 	}
 	uint64_t first = pblk + (inoff >> PFS_BLOCK_SHIFT);
 	uint64_t nblk = ((inoff + n - 1) >> PFS_BLOCK_SHIFT) - (inoff >> PFS_BLOCK_SHIFT) + 1;
+	if (tx_block_is_new(fs, first) && tx_block_is_new(fs, first + nblk - 1)) {
+		/* Allocated by this transaction (tx.c T7): written directly,
+		 * like fresh blocks, and never cached. */
+		bool all = true;
+		for (uint64_t b = first + 1; all && b + 1 < first + nblk; b++)
+			all = tx_block_is_new(fs, b);
+		if (all) {
+			err = bio_pwrite(fs->dev, pblk * PFS_BLOCK_SIZE + inoff, n,
+					 src ? src : (const char *)zero_block);
+			if (err)
+				fs_fence(fs, err, "data write failed");
+			return err;
+		}
+	}
 	uint8_t *old = NULL;
 	if (nblk > 1) {
 		old = scratch_get(fs, nblk * PFS_BLOCK_SIZE);

@@ -264,6 +264,10 @@ void tx_op_begin(struct pfs_fs *fs);
 void tx_op_end(struct pfs_fs *fs);
 /* Commit the running transaction and make it durable (fsync, syncfs). */
 int tx_commit(struct pfs_fs *fs);
+/* Blocks allocated by the running transaction: free again if it is
+ * backed out, so their contents need no before-image (file.c F4). */
+int tx_note_alloc(struct pfs_fs *fs, uint64_t start, uint32_t len);
+bool tx_block_is_new(struct pfs_fs *fs, uint64_t blk);
 
 
 /* ---- fs/file.c: file data ---- */

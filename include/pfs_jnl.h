@@ -51,7 +51,7 @@ struct jnl_dead_tx {
 	uint64_t txseq;
 	uint64_t begin_lsn;
 	uint64_t undo_blocks;           /* from its BEGIN record */
-	size_t nimages;
+	size_t nimages, cap;
 	uint64_t *blkno;                /* nimages entries */
 	uint8_t *images;                /* nimages * PFS_BLOCK_SIZE */
 };

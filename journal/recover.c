@@ -16,15 +16,17 @@
  * with and the scan fails with -EBADMSG before anything is written.
  *
  * Backout: for each in-flight transaction (BEGIN without COMMIT or
- * ABORT), write its before-images back.  Newest transactions go first so
- * that, per block, the oldest image of the in-flight set is written last
- * and wins.  Flush, then append an ABORT per transaction and a clean
+ * ABORT), write its before-images back: per block the image of the
+ * oldest in-flight transaction wins (the others are dropped after a sort
+ * by block), and adjacent blocks go out in one write.  Flush, then append an ABORT per transaction and a clean
  * header, then flush again.  Backout is idempotent: repeating it after a
  * crash writes the same images.
  *
  * Invariants:
  *   R1. Nothing is written before the whole log has been authenticated.
- *   R2. Images are only written inside the group area of the volume.
+ *   R2. Images are only written inside the group area of the volume, or
+ *       to the slot's own slot record (fs/volume.c changes it under the
+ *       transaction, so it has before-images like any other block).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -80,14 +82,21 @@ static void drop_tx(struct jnl_scan *s, struct jnl_dead_tx *t)
 
 static int add_images(struct jnl_dead_tx *t, const uint8_t *payload, uint32_t count)
 {
-	uint64_t *nb = realloc(t->blkno, (t->nimages + count) * sizeof(*nb));
-	if (!nb)
-		return -ENOMEM;
-	t->blkno = nb;
-	uint8_t *ni = realloc(t->images, (t->nimages + count) * (size_t)PFS_BLOCK_SIZE);
-	if (!ni)
-		return -ENOMEM;
-	t->images = ni;
+	/* Capacity grows geometrically, starting from the count the BEGIN
+	 * record announced. */
+	size_t need = t->nimages + count;
+	if (need > t->cap) {
+		size_t cap = PFS_MAX(need, PFS_MAX((size_t)t->undo_blocks, t->cap * 2));
+		uint64_t *nb = realloc(t->blkno, cap * sizeof(*nb));
+		if (!nb)
+			return -ENOMEM;
+		t->blkno = nb;
+		uint8_t *ni = realloc(t->images, cap * (size_t)PFS_BLOCK_SIZE);
+		if (!ni)
+			return -ENOMEM;
+		t->images = ni;
+		t->cap = cap;
+	}
 	const struct pfs_jrec_image *im = (const struct pfs_jrec_image *)payload;
 	for (uint32_t i = 0; i < count; i++) {
 		t->blkno[t->nimages] = le64_to_cpu(im[i].blkno);
@@ -251,32 +260,84 @@ out_fail:
 	return err;
 }
 
+struct img_ref {
+	uint64_t blkno;
+	size_t tx;                      /* index in s->dead: older first */
+	const uint8_t *data;
+};
+
+static int img_ref_cmp(const void *a, const void *b)
+{
+	const struct img_ref *x = a, *y = b;
+	if (x->blkno != y->blkno)
+		return x->blkno < y->blkno ? -1 : 1;
+	return x->tx < y->tx ? -1 : (x->tx > y->tx);
+}
+
+/* Write back the images of every dead transaction: per block the image
+ * of the oldest transaction, adjacent blocks in one write. */
+static int write_images(struct bio_dev *dev, struct jnl_scan *s)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < s->ndead; i++)
+		total += s->dead[i].nimages;
+	if (total == 0)
+		return 0;
+	struct img_ref *refs = malloc(total * sizeof(*refs));
+	uint8_t *run = aligned_alloc(PFS_BLOCK_SIZE, 256 * (size_t)PFS_BLOCK_SIZE);
+	int err = 0;
+	if (!refs || !run) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < s->ndead; i++)
+		for (size_t k = 0; k < s->dead[i].nimages; k++)
+			refs[n++] = (struct img_ref){ s->dead[i].blkno[k], i,
+				s->dead[i].images + k * (size_t)PFS_BLOCK_SIZE };
+	qsort(refs, n, sizeof(*refs), img_ref_cmp);
+	size_t i = 0;
+	while (i < n && !err) {
+		uint64_t start = refs[i].blkno;
+		uint32_t len = 0;
+		while (i < n && refs[i].blkno == start + len && len < 256) {
+			memcpy(run + (size_t)len * PFS_BLOCK_SIZE, refs[i].data, PFS_BLOCK_SIZE);
+			len++;
+			uint64_t b = refs[i].blkno;
+			while (i < n && refs[i].blkno == b)
+				i++;                    /* newer images of b lose */
+		}
+		err = bio_write(dev, start, len, run);
+	}
+out_free:
+	free(run);
+	free(refs);
+	return err;
+}
+
 int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 		const uint8_t key[PFS_KEY_BYTES], struct jnl_scan *s, uint64_t *backout_ns)
 {
 	uint64_t t0 = pfs_now_mono_ns();
 	uint64_t lo = le64_to_cpu(sb->group_start), hi = le64_to_cpu(sb->block_count) - 1;
+	uint64_t own = le64_to_cpu(sb->slot_table_start) + 2ull * s->slot + 1;
 	struct jlog l;
 	int err;
 
 	for (size_t i = s->ndead; i-- > 0;) {
 		struct jnl_dead_tx *t = &s->dead[i];
 		for (size_t k = 0; k < t->nimages; k++) {
-			if (t->blkno[k] < lo || t->blkno[k] >= hi) {            /* R2 */
+			if ((t->blkno[k] < lo || t->blkno[k] >= hi) &&
+			    t->blkno[k] != own) {                            /* R2 */
 				pfs_err("slot=%u: before-image for block %llu outside the data area",
 					s->slot, (unsigned long long)t->blkno[k]);
 				return -EUCLEAN;
 			}
 		}
 	}
-	for (size_t i = s->ndead; i-- > 0;) {
-		struct jnl_dead_tx *t = &s->dead[i];
-		for (size_t k = 0; k < t->nimages; k++) {
-			err = bio_write(dev, t->blkno[k], 1, t->images + k * (size_t)PFS_BLOCK_SIZE);
-			if (err)
-				return err;
-		}
-	}
+	err = write_images(dev, s);
+	if (err)
+		return err;
 	err = bio_flush(dev);
 	if (err)
 		return err;

@@ -47,6 +47,9 @@
  *       it is durable in the undo log (jnl.c) before the block is written
  *       in place (the write-ahead rule of undo logging).
  *   T5. Every dirty buffer has a before-image in tx->images.
+ *   T7. tx->fresh holds every block the running transaction allocated;
+ *       such a block was free before it, so backing the transaction out
+ *       frees it again and its contents need no before-image.
  *   T6. A transaction never needs more log than the journal holds: a
  *       request does not start while the dirty set plus what one request
  *       may add exceeds jnl_max_images() * 3/4.
@@ -86,6 +89,10 @@ struct tx_state {
 	 * reused by the next transaction (no allocation per block). */
 	uint8_t **chunks;
 	size_t nchunks, chunk_cap, img_used;
+	/* Blocks allocated by the running transaction (T7): open
+	 * addressing set, protected by fs->lock. */
+	uint64_t *fresh;
+	size_t fresh_cap, fresh_count;
 	uint64_t flushes;
 	bool thread_started;
 	bool stop;                      /* protected by fs->lock */
@@ -187,9 +194,77 @@ static void img_clear(struct tx_state *tx)
 	tx->img_used = 0;
 }
 
+static int fresh_grow(struct tx_state *tx)
+{
+	size_t cap = tx->fresh_cap ? tx->fresh_cap * 2 : 4096;
+	uint64_t *n = malloc(cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	for (size_t i = 0; i < cap; i++)
+		n[i] = IMG_EMPTY;
+	for (size_t i = 0; i < tx->fresh_cap; i++) {
+		if (tx->fresh[i] == IMG_EMPTY)
+			continue;
+		size_t h = img_hash(tx->fresh[i], cap);
+		while (n[h] != IMG_EMPTY)
+			h = (h + 1) & (cap - 1);
+		n[h] = tx->fresh[i];
+	}
+	free(tx->fresh);
+	tx->fresh = n;
+	tx->fresh_cap = cap;
+	return 0;
+}
+
+int tx_note_alloc(struct pfs_fs *fs, uint64_t start, uint32_t len)
+{
+	struct tx_state *tx = fs->tx;
+	if (!fs->jnl || !tx)
+		return 0;
+	for (uint32_t k = 0; k < len; k++) {
+		if ((tx->fresh_count + 1) * 2 > tx->fresh_cap) {
+			int err = fresh_grow(tx);
+			if (err)
+				return err;
+		}
+		size_t h = img_hash(start + k, tx->fresh_cap);
+		while (tx->fresh[h] != IMG_EMPTY && tx->fresh[h] != start + k)
+			h = (h + 1) & (tx->fresh_cap - 1);
+		if (tx->fresh[h] == IMG_EMPTY) {
+			tx->fresh[h] = start + k;
+			tx->fresh_count++;
+		}
+	}
+	return 0;
+}
+
+bool tx_block_is_new(struct pfs_fs *fs, uint64_t blk)
+{
+	struct tx_state *tx = fs->tx;
+	if (!tx || !tx->fresh_count)
+		return false;
+	size_t h = img_hash(blk, tx->fresh_cap);
+	while (tx->fresh[h] != IMG_EMPTY) {
+		if (tx->fresh[h] == blk)
+			return true;
+		h = (h + 1) & (tx->fresh_cap - 1);
+	}
+	return false;
+}
+
+static void fresh_clear(struct tx_state *tx)
+{
+	if (tx->fresh_count) {
+		for (size_t i = 0; i < tx->fresh_cap; i++)
+			tx->fresh[i] = IMG_EMPTY;
+	}
+	tx->fresh_count = 0;
+}
+
 static void img_free(struct tx_state *tx)
 {
 	img_clear(tx);
+	free(tx->fresh);
 	for (size_t i = 0; i < tx->nchunks; i++)
 		free(tx->chunks[i]);
 	free(tx->chunks);
@@ -384,6 +459,7 @@ int tx_commit(struct pfs_fs *fs)
 		tx->first_dirty_ns = 0;
 		tx->ops = 0;
 		img_clear(tx);
+		fresh_clear(tx);
 		free(list);
 		/* Data written directly still needs its flush for fsync. */
 		err = flush(fs);
@@ -413,6 +489,7 @@ int tx_commit(struct pfs_fs *fs)
 	for (size_t i = 0; i < n; i++)
 		bcache_mark_clean(fs->bc, list[i]);
 	img_clear(tx);
+	fresh_clear(tx);
 	tx->seq++;
 	tx->commits++;
 	tx->blocks_written += n;

@@ -48,16 +48,16 @@ want=$(md5sum <"$DIR/precious.bin")
 echo "files: $(find "$MNT" -type f | wc -l), precious.bin md5 ${want%% *}"
 "$BIN/peerfsctl" status "$IMG"
 
-say "crash: kill -9 the node while it overwrites a 32 MiB file"
-head -c 32M /dev/urandom >"$DIR/victim.orig"
+say "crash: kill -9 the node while it overwrites a 96 MiB file"
+head -c 96M /dev/urandom >"$DIR/victim.orig"
 cp "$DIR/victim.orig" "$MNT/data/victim.bin"
 sync -f "$MNT/data/victim.bin"
 # The kill must land while a commit is in flight for the journal to have
 # something to back out; retry a few times if it lands between commits.
 for attempt in 1 2 3 4 5 6; do
-	( dd if=/dev/zero of="$MNT/data/victim.bin" bs=1M count=32 conv=notrunc status=none 2>/dev/null || true ) &
+	( dd if=/dev/zero of="$MNT/data/victim.bin" bs=1M count=96 conv=notrunc status=none 2>/dev/null || true ) &
 	WRITER=$!
-	sleep "0.$((RANDOM % 4 + 2))"
+	sleep "0.$((RANDOM % 6 + 4))"
 	kill -9 "$PID"
 	wait "$WRITER" 2>/dev/null || true
 	wait "$PID" 2>/dev/null || true
