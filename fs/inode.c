@@ -220,6 +220,8 @@ int inode_get(struct pfs_fs *fs, uint64_t ino, struct inode **out)
 		goto out_free_ip;
 	buf_put(b);
 	ip->ref = 1;
+	/* Its last change may not be committed yet: assume it is not. */
+	ip->dirty_seq = tx_running_seq(fs);
 	*out = ip;
 	return 0;
 
@@ -263,8 +265,10 @@ int inode_write(struct pfs_fs *fs, struct inode *ip)
 	if (err)
 		return err;
 	err = tx_dirty(fs, b);
-	if (!err)
+	if (!err) {
 		inode_encode(ip, (struct pfs_inode *)buf_data(b) + slot, fs->csum_seed);
+		ip->dirty_seq = tx_running_seq(fs);
+	}
 	buf_put(b);
 	return err;
 }

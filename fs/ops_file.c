@@ -185,24 +185,30 @@ void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	ops_reply_err(req, err);
 }
 
-static void sync_reply(fuse_req_t req)
+/* fsync of ino: commit unless a commit since its last change already
+ * covered it (then the waiting on fs->lock was the group commit). */
+static void sync_reply(fuse_req_t req, fuse_ino_t ino)
 {
 	struct pfs_fs *fs = ops_enter(req);
+	struct inode *ip = NULL;
 	int err = fs_check_fenced(fs);
 	if (!err)
+		err = inode_get(fs, ino, &ip);
+	if (!err && ip->dirty_seq > tx_committed_seq(fs))
 		err = tx_commit(fs);
+	inode_put(fs, ip);
 	ops_leave(fs);
 	ops_reply_err(req, err);
 }
 
 void ops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	sync_reply(req);
+	sync_reply(req, ino);
 }
 
 void ops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	sync_reply(req);
+	sync_reply(req, ino);
 }
 
 void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -126,6 +126,7 @@ struct inode {
 	uint64_t nlookup;               /* kernel references (FUSE lookups) */
 	uint32_t nopen;                 /* open file handles */
 	uint32_t ref;                   /* in-flight users inside the daemon */
+	uint64_t dirty_seq;             /* transaction that last changed it */
 
 	uint32_t mode, uid, gid, nlink;
 	uint64_t size, blocks;          /* blocks: 4 KiB units, incl. meta */
@@ -267,6 +268,9 @@ int tx_commit(struct pfs_fs *fs);
 /* Blocks allocated by the running transaction: free again if it is
  * backed out, so their contents need no before-image (file.c F4). */
 int tx_note_alloc(struct pfs_fs *fs, uint64_t start, uint32_t len);
+/* Sequence of the running transaction, and of the last committed one. */
+uint64_t tx_running_seq(const struct pfs_fs *fs);
+uint64_t tx_committed_seq(const struct pfs_fs *fs);
 bool tx_block_is_new(struct pfs_fs *fs, uint64_t blk);
 
 

@@ -216,6 +216,16 @@ static int fresh_grow(struct tx_state *tx)
 	return 0;
 }
 
+uint64_t tx_running_seq(const struct pfs_fs *fs)
+{
+	return fs->tx ? fs->tx->seq + 1 : 0;
+}
+
+uint64_t tx_committed_seq(const struct pfs_fs *fs)
+{
+	return fs->tx ? fs->tx->seq : 0;
+}
+
 int tx_note_alloc(struct pfs_fs *fs, uint64_t start, uint32_t len)
 {
 	struct tx_state *tx = fs->tx;

@@ -816,12 +816,34 @@ out_free_dev:
 	return err;
 }
 
+/* PEERFS_IO_COUNT_FILE=PATH: bio_close writes the final counters to
+ * PATH, for tests that place crash points (crash_io counts wf). */
+static void bio_write_counts(struct bio_dev *d)
+{
+	const char *path = getenv("PEERFS_IO_COUNT_FILE");
+	FILE *f;
+
+	if (!path || !*path)
+		return;
+	f = fopen(path, "w");
+	if (!f) {
+		pfs_warn("PEERFS_IO_COUNT_FILE=%s: %s", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "io=%" PRIu64 " wf=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
+		" flushes=%" PRIu64 "\n", d->io_seq, d->wf_seq, d->stats.reads,
+		d->stats.writes, d->stats.flushes);
+	if (fclose(f) != 0)
+		pfs_warn("PEERFS_IO_COUNT_FILE=%s: %s", path, strerror(errno));
+}
+
 void bio_close(struct bio_dev *d)
 {
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->lock);
 	bio_unsynced_clear(d);
+	bio_write_counts(d);
 	pthread_mutex_unlock(&d->lock);
 	pthread_mutex_destroy(&d->lock);
 	if (close(d->fd) < 0)
