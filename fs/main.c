@@ -276,23 +276,24 @@ static void report(int *status_fd, int status)
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_cmdline_opts fo;
+	struct fuse_cmdline_opts fo = { 0 };
 	struct cli c = { .node = -1 };
 	struct pfs_opts o;
 	struct pfs_fs *fs = NULL;
 	struct fuse_session *se = NULL;
 	int status_fd = -1, ret = EXIT_MOUNT, err;
 
+	ret = EXIT_USAGE;
 	if (fuse_opt_parse(&args, &c, cli_spec, cli_proc) != 0)
-		return EXIT_USAGE;
+		goto out_free_cli;
 	if (fuse_parse_cmdline(&args, &fo) != 0)
-		return EXIT_USAGE;
+		goto out_free_cli;
 	if (!c.device || !fo.mountpoint) {
 		usage(stderr);
-		return EXIT_USAGE;
+		goto out_free_cli;
 	}
 	if (to_opts(&c, &o) != 0)
-		return EXIT_USAGE;
+		goto out_free_cli;
 	if (c.verbose || fo.debug)
 		pfs_log_set_level(PFS_LOG_DEBUG);
 	/* Reject options the kernel or libfuse would refuse, before anything
@@ -303,15 +304,16 @@ int main(int argc, char **argv)
 	se = fuse_session_new(&probe, &pfs_ll_ops, sizeof(pfs_ll_ops), NULL);
 	fuse_opt_free_args(&probe);
 	if (!se)
-		return EXIT_USAGE;
+		goto out_free_cli;
 	fuse_session_destroy(se);
 	se = NULL;
+	ret = EXIT_MOUNT;
 
 	if (!fo.foreground) {
 		err = detach(&status_fd);
 		if (err) {
 			fprintf(stderr, "peerfs: cannot fork: %s\n", strerror(-err));
-			return EXIT_MOUNT;
+			goto out_free_cli;
 		}
 	}
 	err = fs_mount(&o, &fs);
@@ -350,8 +352,12 @@ out_unmount_fs:
 	}
 out_report:
 	report(&status_fd, ret == 0 && se ? 0 : EXIT_MOUNT);
+out_free_cli:
 	free(fo.mountpoint);
 	fuse_opt_free_args(&args);
 	free(c.device);
+	free(c.keyfile);
+	free(c.data);
+	free(c.cache_size);
 	return ret;
 }

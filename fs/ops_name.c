@@ -729,7 +729,9 @@ void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_ffree = fs->free_inodes;
 	st.f_favail = fs->free_inodes;
 	st.f_namemax = PFS_NAME_MAX;
-	st.f_fsid = le64_to_cpu(*(const uint64_t *)fs->uuid);
+	uint64_t fsid;
+	memcpy(&fsid, fs->uuid, sizeof(fsid));
+	st.f_fsid = le64_to_cpu(fsid);
 	int err = fs_check_fenced(fs);
 	ops_leave(fs);
 	if (err)

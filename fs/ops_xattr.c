@@ -145,7 +145,7 @@ static int acl_store_access(struct pfs_fs *fs, struct inode *ip, const void *val
 
 int acl_chmod(struct pfs_fs *fs, struct inode *ip)
 {
-	uint8_t buf[ACL_MAX_BYTES];
+	uint8_t buf[ACL_MAX_BYTES] __attribute__((aligned(8)));
 	int len = xattr_get(fs, ip, acl_access, buf, sizeof(buf));
 	if (len == -ENODATA)
 		return 0;
@@ -162,7 +162,7 @@ int acl_chmod(struct pfs_fs *fs, struct inode *ip)
 
 int acl_inherit(struct pfs_fs *fs, struct inode *dir, struct inode *ip, mode_t umask)
 {
-	uint8_t buf[ACL_MAX_BYTES];
+	uint8_t buf[ACL_MAX_BYTES] __attribute__((aligned(8)));
 	int len = xattr_get(fs, dir, acl_default, buf, sizeof(buf));
 	if (len == -ENODATA || len == 0) {
 		ip->mode &= ~((uint32_t)umask & 0777u);               /* C3 */
@@ -190,6 +190,7 @@ void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 {
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
+	uint8_t aclbuf[ACL_MAX_BYTES] __attribute__((aligned(8)));
 	int err = fs_check_fenced(fs);
 
 	tx_op_begin(fs);
@@ -209,6 +210,13 @@ void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 				err = 0;
 			goto out;
 		}
+		/* Work on an aligned copy: the request buffer is not. */
+		if (size > ACL_MAX_BYTES) {
+			err = -E2BIG;
+			goto out;
+		}
+		memcpy(aclbuf, value, size);
+		value = (const char *)aclbuf;
 		int n = acl_check(value, size);
 		if (n < 0) {
 			err = n;
