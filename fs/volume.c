@@ -543,11 +543,17 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 	char ctx[48];
 	snprintf(ctx, sizeof(ctx), "node=%u slot=%u:", fs->slot, fs->slot);
 	pfs_log_set_context(ctx);
-	err = jnl_recover_slot(fs->dev, &fs->sb, fs->key, fs->slot, fs->slot_gen - 1, true);
+	uint64_t log_gen = 0;
+	err = jnl_recover_slot(fs->dev, &fs->sb, fs->key, fs->slot, fs->slot_gen - 1, true,
+			       &log_gen);
 	if (err) {
 		pfs_err("cannot recover the journal of slot %u; nothing was changed", fs->slot);
 		goto out_unlock_slot;
 	}
+	/* V3: never reuse a generation, even one whose slot record update
+	 * was lost in a crash. */
+	if (log_gen >= fs->slot_gen)
+		fs->slot_gen = log_gen + 1;
 	/* The slot record may have been restored by the backout. */
 	struct pfs_slot rec;
 	err = slot_read(fs, fs->slot, &rec);

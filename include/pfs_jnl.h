@@ -80,9 +80,11 @@ void jnl_scan_free(struct jnl_scan *s);
 int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 		const uint8_t key[PFS_KEY_BYTES], struct jnl_scan *s,
 		uint64_t *backout_ns);
-/* Scan + back out + log what was done, with the time of each phase. */
+/* Scan + back out + log what was done, with the time of each phase.
+ * *log_gen (if not NULL) gets the generation the log was written under:
+ * a new owner of the slot must take a higher one. */
 int jnl_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
 		     const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
-		     bool write);
+		     bool write, uint64_t *log_gen);
 
 #endif /* PFS_JNL_H */

@@ -6,8 +6,11 @@
  * Design notes
  *
  * Scan: take the valid header copy with the highest (generation, hseq),
- * accepting only the slot record's generation or the next one (a mount
- * that died between writing its new log header and its slot record).
+ * accepting the slot record's generation or any later one (a mount that
+ * died before its slot record's new generation landed leaves a log of a
+ * later generation; the next mount then takes a generation above the
+ * log's, so a generation is never reused).  Older generations are
+ * refused as replays.
  * Read records from the header's tail while they are plausible (magic,
  * lsn, generation, slot, length) and authenticate.  The first record that
  * is not plausible ends the log.  A plausible record that fails
@@ -126,7 +129,7 @@ static int read_headers(struct bio_dev *dev, const struct pfs_super *sb,
 		if (err)
 			goto out_free;
 		int r = jlog_header_check(blk, jstart + c, seed, slot, key,
-					  slot_gen, slot_gen + 1, &h);
+					  slot_gen, UINT64_MAX - 1, &h);
 		if (r == -ENOENT)
 			continue;
 		if (r == -EUCLEAN) {
@@ -365,7 +368,7 @@ int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 
 int jnl_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
 		     const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
-		     bool write)
+		     bool write, uint64_t *log_gen)
 {
 	struct jnl_scan s;
 	int err = jnl_scan(dev, sb, key, slot, slot_gen, &s);
@@ -373,6 +376,8 @@ int jnl_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
 		pfs_err("slot=%u: journal scan failed: %s", slot, strerror(-err));
 		return err;
 	}
+	if (log_gen)
+		*log_gen = s.generation;
 	if (s.empty || s.clean) {
 		pfs_debug("journal of slot %u: clean", slot);
 		jnl_scan_free(&s);
