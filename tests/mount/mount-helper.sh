@@ -10,8 +10,16 @@ pfs_require_peerfs
 pfs_setup -s 64M
 MNT=$PFS_TEST_DIR/mnt
 mkdir -p "$MNT"
-# mount.fuse runs the filesystem's program found on PATH.
-export PATH=$(dirname "$(pfs_bin peerfs)"):$PATH
+# mount(8) runs mount.fuse, which runs the program "peerfs" from mount's
+# own safe PATH: put the built daemon there for this test if no peerfs is
+# installed, and take it away again at the end.
+LINK=
+if ! command -v peerfs >/dev/null 2>&1 || [[ $(command -v peerfs) == /usr/local/sbin/peerfs && -L /usr/local/sbin/peerfs ]]; then
+	LINK=/usr/local/sbin/peerfs
+	mkdir -p /usr/local/sbin
+	ln -sfn "$(readlink -f "$(pfs_bin peerfs)")" "$LINK"
+	trap 'rc=$?; rm -f "$LINK"; (exit $rc); _pfs_on_exit' EXIT
+fi
 
 mount -t fuse.peerfs "$PFS_IMAGE" "$MNT" -o "keyfile=$PFS_KEY" || fail "mount -t fuse.peerfs failed"
 mountpoint -q "$MNT" || fail "not mounted"
