@@ -354,10 +354,14 @@ int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len)
 {
 	if (len == 0)
 		return 0;
-	if (!alloc_block_valid(fs, start) || !alloc_block_valid(fs, start + len - 1)) {
-		pfs_err("freeing blocks %llu+%u outside any data area",
-			(unsigned long long)start, len);
-		return -EUCLEAN;                                     /* A3 */
+	for (uint32_t k = 0; k < len; k++) {
+		/* Every block: a run may not cross another group's metadata. */
+		if (!alloc_block_valid(fs, start + k)) {
+			pfs_err("freeing blocks %llu+%u: block %llu is outside any data area",
+				(unsigned long long)start, len,
+				(unsigned long long)(start + k));
+			return -EUCLEAN;                             /* A3 */
+		}
 	}
 	if (fs->npending == fs->pending_cap) {
 		size_t cap = fs->pending_cap ? fs->pending_cap * 2 : 64;
@@ -378,12 +382,18 @@ int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len)
 
 int alloc_apply_pending(struct pfs_fs *fs)
 {
-	int err = 0;
 	size_t i;
-	for (i = 0; i < fs->npending && !err; i++)
-		err = free_now(fs, fs->pending[i].start, fs->pending[i].len);
-	if (err)
-		return err;
+	for (i = 0; i < fs->npending; i++) {
+		int err = free_now(fs, fs->pending[i].start, fs->pending[i].len);
+		if (err) {
+			/* Keep only the runs not applied, so nothing is freed twice. */
+			for (size_t k = 0; k < i; k++)
+				fs->pending_blocks -= fs->pending[k].len;
+			memmove(fs->pending, fs->pending + i, (fs->npending - i) * sizeof(*fs->pending));
+			fs->npending -= i;
+			return err;
+		}
+	}
 	fs->npending = 0;
 	fs->pending_blocks = 0;
 	return 0;
