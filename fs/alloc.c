@@ -49,6 +49,12 @@ static uint32_t group_of_block(const struct pfs_fs *fs, uint64_t blk)
 	return (uint32_t)((blk - fs->group_start) / fs->bpg);
 }
 
+/* G1 of glock.c: this node allocates and frees only in groups it holds. */
+static bool group_usable(const struct pfs_fs *fs, uint32_t g)
+{
+	return !fs->gl || fs->groups[g].held;
+}
+
 static uint32_t group_meta_blocks(const struct pfs_fs *fs)
 {
 	return PFS_GROUP_META_BLOCKS + fs->itb;
@@ -135,6 +141,9 @@ void alloc_fini(struct pfs_fs *fs)
 	fs->pending = NULL;
 	fs->npending = fs->pending_cap = 0;
 	fs->pending_blocks = 0;
+	free(fs->pending_ino);
+	fs->pending_ino = NULL;
+	fs->npending_ino = fs->pending_ino_cap = 0;
 }
 
 /* ---- bitmap helpers: bit i of a bitmap block ---- */
@@ -219,7 +228,7 @@ static int alloc_in_group(struct pfs_fs *fs, uint32_t g, uint32_t goal_off,
 	struct buf *b;
 	int err;
 
-	if (gm->free_blocks == 0)
+	if (gm->free_blocks == 0 || !group_usable(fs, g))
 		return -ENOSPC;
 	err = bcache_read(fs->bc, fs_group_first_block(fs, g) + 1, BUF_META,
 			  PFS_MAGIC_BBITMAP, &b);
@@ -380,22 +389,156 @@ int alloc_free_blocks(struct pfs_fs *fs, uint64_t start, uint32_t len)
 	return 0;
 }
 
+static int free_inode_now(struct pfs_fs *fs, uint64_t ino, bool is_dir);
+
+/* A group for a deferred free: held, or taken now if no peer holds it
+ * (a try: a commit never waits for a cluster lock, glock.c G3). */
+static bool group_for_free(struct pfs_fs *fs, uint32_t g)
+{
+	if (group_usable(fs, g))
+		return true;
+	return gl_trylock(fs, gl_res_group(g), COORD_EX) == 0 && group_usable(fs, g);
+}
+
+/* Apply the deferred frees that fall in groups this node holds or can
+ * take at once; the others stay pending until it holds their groups (the
+ * FUSE edge asks for them after the request, glock.c G3, and unmount
+ * waits for them).  A run is inside one group (alloc_free_blocks checked
+ * every block). */
 int alloc_apply_pending(struct pfs_fs *fs)
 {
-	size_t i;
+	size_t i, kept = 0;
+	int err = 0;
 	for (i = 0; i < fs->npending; i++) {
-		int err = free_now(fs, fs->pending[i].start, fs->pending[i].len);
-		if (err) {
-			/* Keep only the runs not applied, so nothing is freed twice. */
-			for (size_t k = 0; k < i; k++)
-				fs->pending_blocks -= fs->pending[k].len;
-			memmove(fs->pending, fs->pending + i, (fs->npending - i) * sizeof(*fs->pending));
-			fs->npending -= i;
-			return err;
+		struct pfs_extent_run r = fs->pending[i];
+		if (err || !group_for_free(fs, group_of_block(fs, r.start))) {
+			fs->pending[kept++] = r;
+			continue;
 		}
+		/* On failure the run stays pending, so nothing is freed twice. */
+		err = free_now(fs, r.start, r.len);
+		if (err)
+			fs->pending[kept++] = r;
+		else
+			fs->pending_blocks -= r.len;
 	}
-	fs->npending = 0;
-	fs->pending_blocks = 0;
+	fs->npending = kept;
+	kept = 0;
+	for (i = 0; i < fs->npending_ino; i++) {
+		struct pfs_ino_free f = fs->pending_ino[i];
+		if (err || !group_for_free(fs, (uint32_t)((f.ino - 1) / fs->ipg))) {
+			fs->pending_ino[kept++] = f;
+			continue;
+		}
+		err = free_inode_now(fs, f.ino, f.is_dir);
+		if (err)
+			fs->pending_ino[kept++] = f;
+	}
+	fs->npending_ino = kept;
+	return err;
+}
+
+size_t alloc_foreign_pending(struct pfs_fs *fs, uint32_t *groups, size_t max)
+{
+	size_t n = 0;
+	if (!fs->gl)
+		return 0;
+	for (size_t i = 0; i < fs->npending + fs->npending_ino && n < max; i++) {
+		uint32_t g = i < fs->npending ? group_of_block(fs, fs->pending[i].start)
+			: (uint32_t)((fs->pending_ino[i - fs->npending].ino - 1) / fs->ipg);
+		if (group_usable(fs, g))
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < n; k++)
+			dup |= groups[k] == g;
+		if (!dup)
+			groups[n++] = g;
+	}
+	return n;
+}
+
+int alloc_reload_group(struct pfs_fs *fs, uint32_t g)
+{
+	uint64_t first = fs_group_first_block(fs, g);
+	for (uint64_t b = first; b < first + PFS_GROUP_META_BLOCKS; b++)
+		bcache_invalidate(fs->bc, b);
+	struct buf *b;
+	int err = read_desc(fs, g, &b);
+	if (err)
+		return err;
+	const struct pfs_group_desc *d = buf_data(b);
+	err = desc_check(fs, g, d);
+	if (!err) {
+		struct pfs_group *gm = &fs->groups[g];
+		fs->free_blocks += (int64_t)le32_to_cpu(d->free_blocks) - (int64_t)gm->free_blocks;
+		fs->free_inodes += (int64_t)le32_to_cpu(d->free_inodes) - (int64_t)gm->free_inodes;
+		gm->free_blocks = le32_to_cpu(d->free_blocks);
+		gm->free_inodes = le32_to_cpu(d->free_inodes);
+		gm->ndirs = le32_to_cpu(d->ndirs);
+		gm->held = true;
+	}
+	buf_put(b);
+	return err;
+}
+
+void alloc_refresh_foreign(struct pfs_fs *fs)
+{
+	if (!fs->gl)
+		return;
+	uint8_t *blk = aligned_alloc(PFS_BLOCK_SIZE, PFS_BLOCK_SIZE);
+	if (!blk)
+		return;
+	for (uint32_t g = 0; g < fs->ngroups; g++) {
+		struct pfs_group *gm = &fs->groups[g];
+		uint64_t first = fs_group_first_block(fs, g);
+		if (gm->held || bio_read(fs->dev, first, 1, blk) ||
+		    pfs_meta_verify(blk, first, PFS_MAGIC_GROUP, fs->csum_seed))
+			continue;
+		const struct pfs_group_desc *d = (const struct pfs_group_desc *)blk;
+		if (desc_check(fs, g, d))
+			continue;
+		fs->free_blocks += (int64_t)le32_to_cpu(d->free_blocks) - (int64_t)gm->free_blocks;
+		fs->free_inodes += (int64_t)le32_to_cpu(d->free_inodes) - (int64_t)gm->free_inodes;
+		gm->free_blocks = le32_to_cpu(d->free_blocks);
+		gm->free_inodes = le32_to_cpu(d->free_inodes);
+	}
+	free(blk);
+}
+
+int alloc_reserve(struct pfs_fs *fs, uint64_t blocks, uint32_t inodes)
+{
+	if (!fs->gl)
+		return 0;
+	for (int round = 0; round < 4; round++) {
+		uint64_t fb = 0, fi = 0;
+		for (uint32_t g = 0; g < fs->ngroups; g++) {
+			if (fs->groups[g].held) {
+				fb += fs->groups[g].free_blocks;
+				fi += fs->groups[g].free_inodes;
+			}
+		}
+		if (fb >= blocks && fi >= inodes)
+			return 0;
+		/* The group with the most room by its last known counts,
+		 * starting from this node's own region. */
+		uint32_t best = UINT32_MAX, g0 = fs->alloc_group % fs->ngroups;
+		for (uint32_t n = 0; n < fs->ngroups; n++) {
+			uint32_t g = (g0 + n) % fs->ngroups;
+			struct pfs_group *gm = &fs->groups[g];
+			if (gm->held || (fb < blocks && gm->free_blocks == 0) ||
+			    (fi < inodes && gm->free_inodes == 0))
+				continue;
+			if (best == UINT32_MAX || gm->free_blocks > fs->groups[best].free_blocks + 64)
+				best = g;
+			if (n == 0)
+				break;          /* the own region first */
+		}
+		if (best == UINT32_MAX)
+			return 0;               /* the allocator will say ENOSPC */
+		int err = gl_need(fs, gl_res_group(best), COORD_EX);
+		if (err)
+			return err;
+	}
 	return 0;
 }
 
@@ -426,7 +569,7 @@ int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino)
 	uint32_t g0 = inode_group_choice(fs, parent, is_dir);
 	for (uint32_t n = 0; n < fs->ngroups; n++) {
 		uint32_t g = (g0 + n) % fs->ngroups;
-		if (fs->groups[g].free_inodes == 0)
+		if (fs->groups[g].free_inodes == 0 || !group_usable(fs, g))
 			continue;
 		struct buf *b;
 		int err = bcache_read(fs->bc, fs_group_first_block(fs, g) + 2,
@@ -439,6 +582,17 @@ int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino)
 			pfs_err("group %u: free inodes counted but none in the bitmap", g);
 			buf_put(b);
 			return -EUCLEAN;
+		}
+		/* G1: the new inode's table block must be ours in EX; a peer
+		 * may hold it for its other inodes: try the next block. */
+		while (i < fs->ipg && fs->gl &&
+		       gl_trylock(fs, gl_res_inode((uint64_t)g * fs->ipg + i + 1), COORD_EX)) {
+			uint32_t next = (i | (PFS_INODES_PER_BLOCK - 1)) + 1;
+			i = next < fs->ipg ? bm_find_clear(bits, next, fs->ipg) : fs->ipg;
+		}
+		if (i >= fs->ipg) {
+			buf_put(b);
+			continue;
 		}
 		err = tx_dirty(fs, b);
 		if (!err) {
@@ -454,7 +608,48 @@ int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino)
 	return -ENOSPC;
 }
 
+/* Like blocks (A5), a freed inode number is applied at commit, in a
+ * group this node holds. */
 int alloc_free_inode(struct pfs_fs *fs, uint64_t ino, bool is_dir)
+{
+	if (ino == 0 || ino > (uint64_t)fs->ngroups * fs->ipg)
+		return -EUCLEAN;
+	for (size_t k = 0; k < fs->npending_ino; k++) {
+		if (fs->pending_ino[k].ino == ino) {
+			pfs_err("freeing inode %llu twice", (unsigned long long)ino);
+			return -EUCLEAN;                     /* A4 */
+		}
+	}
+	uint32_t g = (uint32_t)((ino - 1) / fs->ipg);
+	if (group_usable(fs, g)) {
+		/* A4 now where the bitmap is ours to read; else at commit. */
+		struct buf *b;
+		int err = bcache_read(fs->bc, fs_group_first_block(fs, g) + 2, BUF_META,
+				      PFS_MAGIC_IBITMAP, &b);
+		if (err)
+			return err;
+		bool set = bm_test(bm_bits(buf_data(b)), (uint32_t)((ino - 1) % fs->ipg));
+		buf_put(b);
+		if (!set) {
+			pfs_err("group %u: freeing free inode %llu", g, (unsigned long long)ino);
+			return -EUCLEAN;
+		}
+	}
+	if (fs->npending_ino == fs->pending_ino_cap) {
+		size_t cap = fs->pending_ino_cap ? fs->pending_ino_cap * 2 : 64;
+		struct pfs_ino_free *n = realloc(fs->pending_ino, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		fs->pending_ino = n;
+		fs->pending_ino_cap = cap;
+	}
+	fs->pending_ino[fs->npending_ino].ino = ino;
+	fs->pending_ino[fs->npending_ino].is_dir = is_dir;
+	fs->npending_ino++;
+	return 0;
+}
+
+static int free_inode_now(struct pfs_fs *fs, uint64_t ino, bool is_dir)
 {
 	if (ino == 0 || ino > (uint64_t)fs->ngroups * fs->ipg)
 		return -EUCLEAN;

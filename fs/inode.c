@@ -191,19 +191,75 @@ static void itab_remove(struct pfs_fs *fs, struct inode *ip)
 	fs->ninodes--;
 }
 
+struct inode *inode_peek(struct pfs_fs *fs, uint64_t ino)
+{
+	return itab_find(fs, ino);
+}
+
+void inode_mark_stale(struct pfs_fs *fs, uint64_t first, unsigned n)
+{
+	for (uint64_t ino = first; ino < first + n; ino++) {
+		struct inode *ip = itab_find(fs, ino);
+		if (ip)
+			ip->stale = true;
+	}
+}
+
+/* G4 of glock.c: reread a cached inode another node may have changed.
+ * One that was deleted there (or whose number was reused) is gone: it
+ * answers -ESTALE and is never written or deleted here. */
+static int inode_reload(struct pfs_fs *fs, struct inode *ip)
+{
+	uint32_t slot;
+	struct buf *b;
+	int err = bcache_read(fs->bc, inode_table_block(fs, ip->ino, &slot), BUF_INODE, 0, &b);
+	if (err)
+		return err;
+	struct inode fresh;
+	memset(&fresh, 0, sizeof(fresh));
+	err = inode_decode((const struct pfs_inode *)buf_data(b) + slot, ip->ino,
+			   fs->csum_seed, &fresh);
+	buf_put(b);
+	if (err == -ENOENT || (!err && fresh.generation != ip->generation)) {
+		ip->gone = true;
+		ip->stale = false;
+		return -ESTALE;
+	}
+	if (err)
+		return err;
+	fresh.hnext = ip->hnext;
+	fresh.nlookup = ip->nlookup;
+	fresh.nopen = ip->nopen;
+	fresh.ref = ip->ref;
+	fresh.dirty_seq = ip->dirty_seq;
+	fresh.names = ip->names;
+	*ip = fresh;
+	return 0;
+}
+
 int inode_get(struct pfs_fs *fs, uint64_t ino, struct inode **out)
 {
 	if (!ino_valid(fs, ino))
 		return -ESTALE;
+	int err = gl_need_inode(fs, ino, COORD_SH);                 /* G1 */
+	if (err)
+		return err;
 	struct inode *ip = itab_find(fs, ino);
 	if (ip) {
+		if (ip->gone)
+			return -ESTALE;
+		if (ip->stale) {
+			err = inode_reload(fs, ip);
+			if (err)
+				return err;
+		}
 		ip->ref++;
 		*out = ip;
 		return 0;
 	}
 	uint32_t slot;
 	struct buf *b;
-	int err = bcache_read(fs->bc, inode_table_block(fs, ino, &slot), BUF_INODE, 0, &b);
+	err = bcache_read(fs->bc, inode_table_block(fs, ino, &slot), BUF_INODE, 0, &b);
 	if (err)
 		return err;
 	ip = calloc(1, sizeof(*ip));
@@ -235,7 +291,18 @@ out_put_buf:
 static void inode_drop(struct pfs_fs *fs, struct inode *ip)
 {
 	itab_remove(fs, ip);
+	gl_free_names(ip);
 	free(ip);
+}
+
+int inode_get_ex(struct pfs_fs *fs, uint64_t ino, struct inode **out)
+{
+	if (!ino_valid(fs, ino))
+		return -ESTALE;
+	int err = gl_need_inode(fs, ino, COORD_EX);                 /* G1 */
+	if (err)
+		return err;
+	return inode_get(fs, ino, out);
 }
 
 void inode_put(struct pfs_fs *fs, struct inode *ip)
@@ -245,9 +312,12 @@ void inode_put(struct pfs_fs *fs, struct inode *ip)
 	PFS_BUG_ON(ip->ref == 0);
 	if (--ip->ref > 0 || ip->nlookup > 0 || ip->nopen > 0)
 		return;
-	if (ip->nlink == 0) {
+	if (ip->nlink == 0 && !ip->gone) {
 		ip->ref++;
-		int err = inode_evict_if_dead(fs, ip);
+		/* G1: normally taken by the request already (no wait). */
+		int err = gl_need_inode(fs, ip->ino, COORD_EX);
+		if (!err)
+			err = inode_evict_if_dead(fs, ip);
 		ip->ref--;
 		if (err) {
 			pfs_err("inode %llu: deletion failed (%d); it stays an orphan",

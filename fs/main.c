@@ -38,6 +38,9 @@ struct cli {
 	int commit_ms;
 	int heartbeat_ms;
 	int dead_ms;
+	int fence_ms;
+	char *coord;
+	char *recovery;
 	double attr_timeout;
 	int ro;
 	int verbose;
@@ -55,6 +58,9 @@ static const struct fuse_opt cli_spec[] = {
 	{ "cache_size=%s", offsetof(struct cli, cache_size), 0 },
 	{ "heartbeat_ms=%d", offsetof(struct cli, heartbeat_ms), 0 },
 	{ "dead_ms=%d", offsetof(struct cli, dead_ms), 0 },
+	{ "fence_ms=%d", offsetof(struct cli, fence_ms), 0 },
+	{ "coord=%s", offsetof(struct cli, coord), 0 },
+	{ "recovery=%s", offsetof(struct cli, recovery), 0 },
 	{ "attr_timeout=%lf", offsetof(struct cli, attr_timeout), 0 },
 	{ "verbose", offsetof(struct cli, verbose), 1 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -82,6 +88,12 @@ static void usage(FILE *f)
 		"  cache_size=SIZE     block cache size (default 256M)\n"
 		"  heartbeat_ms=N      heartbeat period (default 500)\n"
 		"  dead_ms=N           silence before a node is dead (default 3000)\n"
+		"  fence_ms=N          a node that cannot beat this long stops writing\n"
+		"                      (default 2000, less than dead_ms)\n"
+		"  coord=local|none    coordination of the nodes (default local: the\n"
+		"                      nodes of this host; none: a single node)\n"
+		"  recovery=auto|manual  recover dead peers at once (default), or\n"
+		"                      leave it to peerfsctl recover\n"
 		"  attr_timeout=SEC    kernel attribute/entry cache (default 1)\n"
 		"  ro                  read-only\n"
 		"  verbose             debug logging\n"
@@ -197,6 +209,31 @@ static int to_opts(const struct cli *c, struct pfs_opts *o)
 	if (o->heartbeat_ms < 10 || o->dead_ms < 2 * o->heartbeat_ms) {
 		fprintf(stderr, "peerfs: need heartbeat_ms >= 10 and dead_ms >= 2 * heartbeat_ms\n");
 		return -EINVAL;
+	}
+	if (c->fence_ms)
+		o->fence_ms = c->fence_ms;
+	else if (o->fence_ms <= o->heartbeat_ms || o->fence_ms >= o->dead_ms)
+		o->fence_ms = o->heartbeat_ms + (o->dead_ms - o->heartbeat_ms) / 2;
+	if (o->fence_ms <= o->heartbeat_ms || o->fence_ms >= o->dead_ms) {
+		fprintf(stderr, "peerfs: need heartbeat_ms < fence_ms < dead_ms\n");
+		return -EINVAL;
+	}
+	if (c->coord) {
+		if (strcmp(c->coord, "local") != 0 && strcmp(c->coord, "none") != 0) {
+			fprintf(stderr, "peerfs: coord=%s: expected local or none%s\n", c->coord,
+				strncmp(c->coord, "zk://", 5) == 0 ?
+				" (the ZooKeeper backend is not built in yet)" : "");
+			return -EINVAL;
+		}
+		o->coord = c->coord;
+	}
+	if (c->recovery) {
+		if (strcmp(c->recovery, "manual") == 0)
+			o->recovery_manual = true;
+		else if (strcmp(c->recovery, "auto") != 0) {
+			fprintf(stderr, "peerfs: recovery=%s: expected auto or manual\n", c->recovery);
+			return -EINVAL;
+		}
 	}
 	if (c->attr_timeout < 0) {
 		fprintf(stderr, "peerfs: attr_timeout must be >= 0\n");
@@ -322,7 +359,7 @@ int main(int argc, char **argv)
 	se = fuse_session_new(&args, &pfs_ll_ops, sizeof(pfs_ll_ops), fs);
 	if (!se)
 		goto out_unmount_fs;
-	fs->se = se;
+	gl_set_session(fs, se);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy_session;
 	if (fuse_session_mount(se, fo.mountpoint) != 0)
@@ -342,7 +379,7 @@ int main(int argc, char **argv)
 out_remove_handlers:
 	fuse_remove_signal_handlers(se);
 out_destroy_session:
-	fs->se = NULL;
+	gl_set_session(fs, NULL);
 	fuse_session_destroy(se);
 out_unmount_fs:
 	err = fs_unmount(fs);
@@ -359,5 +396,7 @@ out_free_cli:
 	free(c.keyfile);
 	free(c.data);
 	free(c.cache_size);
+	free(c.coord);
+	free(c.recovery);
 	return ret;
 }

@@ -2,10 +2,12 @@
  * ops.h -- shared helpers of the FUSE edge (fs/ops_*.c).
  *
  * Every FUSE entry point follows one pattern:
- *   fs = ops_enter(req)      takes fs->lock (order 1) and fails the request
- *                            with EIO if the node is fenced;
+ *   again: fs = ops_enter(req)   takes fs->lock (order 1); the request
+ *                            fails with EIO if the node is fenced;
  *   tx_op_begin/tx_op_end    around anything that changes state;
- *   ops_leave(fs)            drops the lock;
+ *   OPS_LEAVE_OR_RETRY       drops the lock, and runs the request again
+ *                            (goto again) when it needed a cluster lock
+ *                            it had to wait for (fs/glock.c G3);
  * and replies exactly once, after ops_leave, converting a negative errno
  * to a FUSE error there and nowhere else.
  */
@@ -20,6 +22,19 @@ extern const struct fuse_lowlevel_ops pfs_ll_ops;
 
 struct pfs_fs *ops_enter(fuse_req_t req);
 void ops_leave(struct pfs_fs *fs);
+/* Drop fs->lock at the end of a request.  Returns true when the request
+ * must run again: it ended with -ERESTART (a cluster lock it could not
+ * take without waiting, fs/glock.c G3), and that lock is now held.  If
+ * the wait failed, *err is set to why. */
+bool ops_retry(struct pfs_fs *fs, int *err);
+#define OPS_LEAVE_OR_RETRY(fs, err, label)                              \
+	do {                                                            \
+		int e_ = (int)(err);                                    \
+		if (ops_retry((fs), &e_))                               \
+			goto label;                                     \
+		if ((err) == -ERESTART)                                 \
+			(err) = e_;                                     \
+	} while (0)
 void ops_fill_attr(const struct pfs_fs *fs, const struct inode *ip, struct stat *st);
 void ops_fill_entry(const struct pfs_fs *fs, struct inode *ip, struct fuse_entry_param *e);
 /* Reply helpers: an errno reply when err < 0. */

@@ -33,6 +33,7 @@ static void open_inode(struct inode *ip, struct fuse_file_info *fi)
 void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	struct fuse_entry_param e;
@@ -44,7 +45,7 @@ void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 		inode_put(fs, ip);
 	}
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else if (fuse_reply_create(req, &e, fi) != 0)
@@ -53,11 +54,12 @@ void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 
 void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	int err = fs_check_fenced(fs);
 	if (!err)
-		err = inode_get(fs, ino, &ip);
+		err = (fi->flags & O_TRUNC) ? inode_get_ex(fs, ino, &ip) : inode_get(fs, ino, &ip);
 	if (!err && S_ISDIR(ip->mode))
 		err = -EISDIR;
 	if (!err && (fi->flags & O_TRUNC) && S_ISREG(ip->mode) && ip->size > 0) {
@@ -73,38 +75,57 @@ void ops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!err)
 		open_inode(ip, fi);
 	inode_put(fs, ip);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else if (fuse_reply_open(req, fi) != 0)
 		open_undo(fs, ino);
 }
 
-static void close_inode(struct pfs_fs *fs, fuse_ino_t ino)
+/* -ERESTART: run again (the open was not dropped yet). */
+static int close_inode(struct pfs_fs *fs, fuse_ino_t ino)
 {
-	struct inode *ip;
-	if (inode_get(fs, ino, &ip))
-		return;
+	struct inode *ip = inode_peek(fs, ino);
+	if (!ip)
+		return 0;
 	PFS_BUG_ON(ip->nopen == 0);
+	if (ip->nopen == 1 && ip->nlookup == 0 && ip->ref == 0 && !ip->gone && !fs->fenced) {
+		/* The close may delete it: EX and a fresh copy first (G3). */
+		struct inode *tmp;
+		int err = inode_get_ex(fs, ino, &tmp);
+		if (err == -ERESTART)
+			return err;
+		if (!err)
+			inode_put(fs, tmp);     /* nopen > 0: stays cached */
+		ip = inode_peek(fs, ino);
+		if (!ip)
+			return 0;
+	}
+	ip->ref++;
 	ip->nopen--;
 	tx_op_begin(fs);
 	inode_put(fs, ip);               /* deletes an unlinked inode (I2) */
 	tx_op_end(fs);
+	return 0;
 }
 
 /* An open whose reply could not be delivered: undo it. */
 static void open_undo(struct pfs_fs *fs, fuse_ino_t ino)
 {
-	pthread_mutex_lock(&fs->lock);
-	close_inode(fs, ino);
-	pthread_mutex_unlock(&fs->lock);
+	int err;
+	do {
+		pthread_mutex_lock(&fs->lock);
+		fs->op_changed = false;
+		err = close_inode(fs, ino);
+	} while (ops_retry(fs, &err));
 }
 
 void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
-	close_inode(fs, ino);
-	ops_leave(fs);
+	int err = close_inode(fs, ino);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	fuse_reply_err(req, 0);
 }
 
@@ -120,6 +141,9 @@ static void touch_atime_relaxed(struct pfs_fs *fs, struct inode *ip)
 		     now.tv_sec - ip->atime.tv_sec >= 86400;
 	if (!stale || fs->opts.ro)
 		return;
+	/* Best effort: only when the inode's lock can be had in EX now. */
+	if (gl_trylock(fs, gl_res_inode(ip->ino), COORD_EX))
+		return;
 	ip->atime = now;
 	tx_op_begin(fs);
 	inode_write(fs, ip);
@@ -128,6 +152,7 @@ static void touch_atime_relaxed(struct pfs_fs *fs, struct inode *ip)
 
 void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	char *buf = NULL;
@@ -146,7 +171,11 @@ void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fus
 			touch_atime_relaxed(fs, ip);
 	}
 	inode_put(fs, ip);
-	ops_leave(fs);
+	if (n == -ERESTART) {
+		free(buf);
+		buf = NULL;
+	}
+	OPS_LEAVE_OR_RETRY(fs, n, again);
 	if (n < 0)
 		ops_reply_err(req, (int)n);
 	else
@@ -157,20 +186,23 @@ void ops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fus
 void ops_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 	       struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	ssize_t n = fs_check_fenced(fs);
 
 	tx_op_begin(fs);
 	if (!n)
-		n = inode_get(fs, ino, &ip);
+		n = inode_get_ex(fs, ino, &ip);
+	if (!n)                 /* the data, and extent tree splits */
+		n = alloc_reserve(fs, size / PFS_BLOCK_SIZE + 16, 0);
 	if (!n && (fi->flags & O_APPEND))
 		off = (off_t)ip->size;
 	if (!n)
 		n = file_write(fs, ip, buf, size, off);
 	inode_put(fs, ip);
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, n, again);
 	if (n < 0)
 		ops_reply_err(req, (int)n);
 	else
@@ -189,6 +221,7 @@ void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * covered it (then the waiting on fs->lock was the group commit). */
 static void sync_reply(fuse_req_t req, fuse_ino_t ino)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	int err = fs_check_fenced(fs);
@@ -197,7 +230,7 @@ static void sync_reply(fuse_req_t req, fuse_ino_t ino)
 	if (!err && ip->dirty_seq > tx_committed_seq(fs))
 		err = tx_commit(fs);
 	inode_put(fs, ip);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	ops_reply_err(req, err);
 }
 
@@ -213,6 +246,7 @@ void ops_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 
 void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	int err = fs_check_fenced(fs);
@@ -223,7 +257,7 @@ void ops_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!err)
 		ip->nopen++;
 	inode_put(fs, ip);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else if (fuse_reply_open(req, fi) != 0)
@@ -237,6 +271,7 @@ void ops_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 struct rd_ctx {
 	struct pfs_fs *fs;
+	struct inode *dp;
 	fuse_req_t req;
 	char *buf;
 	size_t size, pos;
@@ -274,6 +309,8 @@ static int rd_fill(void *arg, const char *name, size_t len, uint64_t ino,
 		e.attr.st_mode = (mode_t)DTTOIF(type);
 	} else {
 		int err = inode_get(c->fs, ino, &ip);
+		if (err == -ERESTART && c->pos > 0)
+			return 1;       /* send what we have; the next call waits */
 		if (err) {
 			c->err = err == -ENOENT ? -EUCLEAN : err;
 			return 1;
@@ -290,12 +327,14 @@ static int rd_fill(void *arg, const char *name, size_t len, uint64_t ino,
 	if (ip) {
 		ip->nlookup++;                   /* the kernel now holds it */
 		inode_put(c->fs, ip);
+		gl_note_name(c->fs, c->dp, nm);
 	}
 	return 0;
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *dp = NULL;
 	struct rd_ctx c = { .fs = fs, .req = req, .size = size, .plus = plus };
@@ -310,12 +349,17 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		if (!c.buf)
 			err = -ENOMEM;
 	}
+	c.dp = dp;
 	if (!err)
 		err = dir_iterate(fs, dp, (uint64_t)off, rd_fill, &c);
 	if (!err && c.err && c.pos == 0)
 		err = c.err;
 	inode_put(fs, dp);
-	ops_leave(fs);
+	if (err == -ERESTART) {
+		free(c.buf);
+		c.buf = NULL;
+	}
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else
@@ -337,24 +381,29 @@ void ops_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void ops_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		   struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	int err = fs_check_fenced(fs);
 	tx_op_begin(fs);
 	if (!err)
-		err = inode_get(fs, ino, &ip);
+		err = inode_get_ex(fs, ino, &ip);
 	if (!err && !S_ISREG(ip->mode))
 		err = S_ISDIR(ip->mode) ? -EISDIR : -ENODEV;
+	if (!err && len > 0)
+		err = alloc_reserve(fs, (mode & FALLOC_FL_PUNCH_HOLE) ? 16 :
+				    (uint64_t)len / PFS_BLOCK_SIZE + 16, 0);
 	if (!err)
 		err = file_fallocate(fs, ip, mode, off, len);
 	inode_put(fs, ip);
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	ops_reply_err(req, err);
 }
 
 void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	off_t res = fs_check_fenced(fs);
@@ -367,7 +416,7 @@ void ops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fus
 			res = -EINVAL;
 	}
 	inode_put(fs, ip);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, res, again);
 	if (res < 0)
 		ops_reply_err(req, (int)res);
 	else
@@ -378,6 +427,7 @@ void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			 struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			 struct fuse_file_info *fi_out, size_t len, int flags)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *in = NULL, *out = NULL;
 	char *buf = NULL;
@@ -388,9 +438,11 @@ void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	if (!err && flags)
 		err = -EINVAL;
 	if (!err)
+		err = inode_get_ex(fs, ino_out, &out);
+	if (!err)
 		err = inode_get(fs, ino_in, &in);
 	if (!err)
-		err = inode_get(fs, ino_out, &out);
+		err = alloc_reserve(fs, len / PFS_BLOCK_SIZE + 16, 0);
 	if (!err && (!S_ISREG(in->mode) || !S_ISREG(out->mode)))
 		err = -EINVAL;
 	if (!err && ino_in == ino_out && off_in < off_out + (off_t)len &&
@@ -423,7 +475,7 @@ void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	inode_put(fs, out);
 	inode_put(fs, in);
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else

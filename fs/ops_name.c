@@ -25,12 +25,35 @@ struct pfs_fs *ops_enter(fuse_req_t req)
 {
 	struct pfs_fs *fs = fuse_req_userdata(req);
 	pthread_mutex_lock(&fs->lock);
+	fs->op_changed = false;                         /* glock.c G3 */
 	return fs;
+}
+
+bool ops_retry(struct pfs_fs *fs, int *err)
+{
+	uint32_t groups[8];
+	size_t ng = alloc_foreign_pending(fs, groups, 8);
+	pthread_mutex_unlock(&fs->lock);
+	if (*err == -ERESTART) {
+		int e = gl_op_wait(fs);
+		if (!e)
+			return true;
+		*err = e;
+		return false;
+	}
+	gl_op_done(fs);
+	/* Frees deferred into groups a peer holds: ask for those groups so
+	 * the next commit applies them (alloc.c).  Bounded: a busy group
+	 * is asked again after a later request. */
+	for (size_t i = 0; i < ng; i++)
+		gl_acquire(fs, gl_res_group(groups[i]), COORD_EX, 100);
+	return false;
 }
 
 void ops_leave(struct pfs_fs *fs)
 {
-	pthread_mutex_unlock(&fs->lock);
+	int err = 0;
+	ops_retry(fs, &err);
 }
 
 void ops_reply_err(fuse_req_t req, int err)
@@ -94,9 +117,16 @@ static int get_dir(struct pfs_fs *fs, fuse_ino_t ino, struct inode **out)
 	return 0;
 }
 
-/* Look up name in dp and get its inode. */
-static int get_child(struct pfs_fs *fs, struct inode *dp, const char *name,
-		     struct inode **out)
+/* The same, with the directory's cluster lock in EX (to change it). */
+static int get_dir_ex(struct pfs_fs *fs, fuse_ino_t ino, struct inode **out)
+{
+	int err = gl_need_inode(fs, ino, COORD_EX);
+	return err ? err : get_dir(fs, ino, out);
+}
+
+/* Look up name in dp and get its inode (ex: its lock in EX). */
+static int get_child_mode(struct pfs_fs *fs, struct inode *dp, const char *name,
+			  struct inode **out, bool ex)
 {
 	uint64_t ino;
 	uint8_t type;
@@ -106,7 +136,7 @@ static int get_child(struct pfs_fs *fs, struct inode *dp, const char *name,
 	err = dir_lookup(fs, dp, name, strlen(name), &ino, &type);
 	if (err)
 		return err;
-	err = inode_get(fs, ino, out);
+	err = ex ? inode_get_ex(fs, ino, out) : inode_get(fs, ino, out);
 	if (err == -ENOENT || err == -ESTALE) {
 		pfs_err("directory %llu: entry '%s' points to free inode %llu",
 			(unsigned long long)dp->ino, name, (unsigned long long)ino);
@@ -115,8 +145,15 @@ static int get_child(struct pfs_fs *fs, struct inode *dp, const char *name,
 	return err;
 }
 
+static int get_child(struct pfs_fs *fs, struct inode *dp, const char *name,
+		     struct inode **out)
+{
+	return get_child_mode(fs, dp, name, out, false);
+}
+
 void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *dp = NULL, *ip = NULL;
 	struct fuse_entry_param e;
@@ -129,23 +166,39 @@ void ops_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!err) {
 		ip->nlookup++;
 		ops_fill_entry(fs, ip, &e);
+		gl_note_name(fs, dp, name);
 	}
 	inode_put(fs, ip);
 	inode_put(fs, dp);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else
 		fuse_reply_entry(req, &e);
 }
 
-static void forget_one(struct pfs_fs *fs, uint64_t ino, uint64_t n)
+/* -ERESTART: run again (the lookups were not dropped yet). */
+static int forget_one(struct pfs_fs *fs, uint64_t ino, uint64_t n)
 {
-	struct inode *ip;
-	if (inode_get(fs, ino, &ip))
-		return;
+	struct inode *ip = inode_peek(fs, ino);
+	if (!ip)
+		return 0;
+	if (ip->nlookup <= n && ip->nopen == 0 && ip->ref == 0 && !ip->gone && !fs->fenced) {
+		/* This forget may delete it: its lock in EX and a fresh copy
+		 * first (glock.c G3, G4). */
+		struct inode *tmp;
+		int err = inode_get_ex(fs, ino, &tmp);
+		if (err == -ERESTART)
+			return err;
+		if (!err)
+			inode_put(fs, tmp);     /* nlookup > 0: stays cached */
+		ip = inode_peek(fs, ino);
+		if (!ip)
+			return 0;
+	}
+	ip->ref++;
 	ip->nlookup -= PFS_MIN(n, ip->nlookup);
-	bool changes = ip->nlookup == 0 && ip->nopen == 0 && ip->nlink == 0;
+	bool changes = ip->nlookup == 0 && ip->nopen == 0 && ip->nlink == 0 && !ip->gone;
 	if (changes && !fs->fenced) {
 		tx_op_begin(fs);
 		inode_put(fs, ip);                /* deletes (inode.c I2) */
@@ -153,27 +206,36 @@ static void forget_one(struct pfs_fs *fs, uint64_t ino, uint64_t n)
 	} else {
 		inode_put(fs, ip);
 	}
+	return 0;
 }
 
 void ops_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
-	forget_one(fs, ino, nlookup);
-	ops_leave(fs);
+	int err = forget_one(fs, ino, nlookup);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	fuse_reply_none(req);
 }
 
 void ops_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	size_t i = 0;
+again:;
 	struct pfs_fs *fs = ops_enter(req);
-	for (size_t i = 0; i < count; i++)
-		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
-	ops_leave(fs);
+	int err = 0;
+	for (; i < count && !err; i++) {
+		err = forget_one(fs, forgets[i].ino, forgets[i].nlookup);
+		if (err)
+			i--;                    /* this one runs again */
+	}
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	fuse_reply_none(req);
 }
 
 void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	struct stat st;
@@ -183,7 +245,7 @@ void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!err)
 		ops_fill_attr(fs, ip, &st);
 	inode_put(fs, ip);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else
@@ -193,13 +255,16 @@ void ops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void ops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		 struct fuse_file_info *fi)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	struct stat st;
 	int err = fs_check_fenced(fs);
 
 	if (!err)
-		err = inode_get(fs, ino, &ip);
+		err = inode_get_ex(fs, ino, &ip);
+	if (!err)
+		err = alloc_reserve(fs, 8, 0);          /* an ACL block, tree splits */
 	if (err)
 		goto out;
 	tx_op_begin(fs);
@@ -245,7 +310,7 @@ out_end:
 	tx_op_end(fs);
 out:
 	inode_put(fs, ip);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else
@@ -254,6 +319,7 @@ out:
 
 void ops_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	char buf[PFS_SYMLINK_MAX + 1];
@@ -284,7 +350,7 @@ void ops_readlink(fuse_req_t req, fuse_ino_t ino)
 		buf[ip->size] = '\0';
 	}
 	inode_put(fs, ip);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else
@@ -303,7 +369,9 @@ int ops_make_node(struct pfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const ch
 	if (!err)
 		err = name_check(name);
 	if (!err)
-		err = get_dir(fs, parent, &dp);
+		err = get_dir_ex(fs, parent, &dp);
+	if (!err)       /* the inode, a directory block, tree splits, a symlink */
+		err = alloc_reserve(fs, 16, 1);
 	if (err)
 		goto out;
 	if (dp->nlink == 0) {
@@ -356,6 +424,7 @@ int ops_make_node(struct pfs_fs *fs, fuse_req_t req, fuse_ino_t parent, const ch
 	if (err)
 		goto out_free_inode;     /* fenced or corrupt: the tx never commits */
 	ip->nlookup++;
+	gl_note_name(fs, dp, name);
 	*out = ip;
 	inode_put(fs, dp);
 	return 0;
@@ -371,6 +440,7 @@ out:
 static void reply_new_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 			   mode_t mode, dev_t rdev, const char *link)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	struct fuse_entry_param e;
@@ -381,7 +451,7 @@ static void reply_new_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		inode_put(fs, ip);
 	}
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else
@@ -428,15 +498,18 @@ static int drop_link(struct pfs_fs *fs, struct inode *ip)
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *dp = NULL, *ip = NULL;
 	int err = fs_check_fenced(fs);
 
 	tx_op_begin(fs);
 	if (!err)
-		err = get_dir(fs, parent, &dp);
+		err = get_dir_ex(fs, parent, &dp);
 	if (!err)
-		err = get_child(fs, dp, name, &ip);
+		err = get_child_mode(fs, dp, name, &ip, true);
+	if (!err)
+		err = alloc_reserve(fs, 8, 0);          /* tree merges may split */
 	if (err)
 		goto out;
 	if (dir && !S_ISDIR(ip->mode)) {
@@ -469,7 +542,7 @@ out:
 	inode_put(fs, ip);       /* deletes it now if nothing refers to it */
 	inode_put(fs, dp);
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	ops_reply_err(req, err);
 }
 
@@ -523,13 +596,15 @@ static int do_rename(struct pfs_fs *fs, struct inode *od, const char *name,
 	int err = name_check(newname);
 	if (err)
 		return err;
-	err = get_child(fs, od, name, &src);
+	err = get_child_mode(fs, od, name, &src, true);
 	if (err)
 		return err;
-	err = get_child(fs, nd, newname, &dst);
+	err = get_child_mode(fs, nd, newname, &dst, true);
 	if (err && err != -ENOENT)
 		goto out;
-	err = 0;
+	err = alloc_reserve(fs, 16, 0);                 /* tree splits */
+	if (err)
+		goto out;
 	if ((flags & RENAME_NOREPLACE) && dst) {
 		err = -EEXIST;
 		goto out;
@@ -629,6 +704,7 @@ out:
 void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *od = NULL, *nd = NULL;
 	int err = fs_check_fenced(fs);
@@ -639,20 +715,21 @@ void ops_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		err = -EINVAL;
 	tx_op_begin(fs);
 	if (!err)
-		err = get_dir(fs, parent, &od);
+		err = get_dir_ex(fs, parent, &od);
 	if (!err)
-		err = get_dir(fs, newparent, &nd);
+		err = get_dir_ex(fs, newparent, &nd);
 	if (!err)
 		err = do_rename(fs, od, name, nd, newname, flags);
 	inode_put(fs, nd);
 	inode_put(fs, od);
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	ops_reply_err(req, err);
 }
 
 void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL, *dp = NULL;
 	struct fuse_entry_param e;
@@ -664,9 +741,11 @@ void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 	if (!err)
 		err = name_check(newname);
 	if (!err)
-		err = inode_get(fs, ino, &ip);
+		err = inode_get_ex(fs, ino, &ip);
 	if (!err)
-		err = get_dir(fs, newparent, &dp);
+		err = get_dir_ex(fs, newparent, &dp);
+	if (!err)
+		err = alloc_reserve(fs, 8, 0);
 	if (err)
 		goto out;
 	if (S_ISDIR(ip->mode)) {
@@ -699,12 +778,13 @@ void ops_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 	if (!err) {
 		ip->nlookup++;
 		ops_fill_entry(fs, ip, &e);
+		gl_note_name(fs, dp, newname);
 	}
 out:
 	inode_put(fs, dp);
 	inode_put(fs, ip);
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
 		ops_reply_err(req, err);
 	else
@@ -716,6 +796,7 @@ void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct pfs_fs *fs = ops_enter(req);
 	struct statvfs st;
 	memset(&st, 0, sizeof(st));
+	alloc_refresh_foreign(fs);      /* groups other nodes hold */
 	uint64_t data_blocks = 0;
 	for (uint32_t g = 0; g < fs->ngroups; g++)
 		data_blocks += fs->groups[g].nblocks - PFS_GROUP_META_BLOCKS - fs->itb;

@@ -188,6 +188,7 @@ int acl_inherit(struct pfs_fs *fs, struct inode *dir, struct inode *ip, mode_t u
 void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		  size_t size, int flags)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	uint8_t aclbuf[ACL_MAX_BYTES] __attribute__((aligned(8)));
@@ -195,7 +196,9 @@ void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 
 	tx_op_begin(fs);
 	if (!err)
-		err = inode_get(fs, ino, &ip);
+		err = inode_get_ex(fs, ino, &ip);
+	if (!err)
+		err = alloc_reserve(fs, 2, 0);          /* an xattr block */
 	if (err)
 		goto out;
 	if (strcmp(name, acl_access) == 0 || strcmp(name, acl_default) == 0) {
@@ -244,12 +247,13 @@ void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 out:
 	inode_put(fs, ip);
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	ops_reply_err(req, err);
 }
 
 void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	char *buf = NULL;
@@ -265,7 +269,11 @@ void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	if (!res)
 		res = xattr_get(fs, ip, name, buf, size);
 	inode_put(fs, ip);
-	ops_leave(fs);
+	if (res == -ERESTART) {
+		free(buf);
+		buf = NULL;
+	}
+	OPS_LEAVE_OR_RETRY(fs, res, again);
 	if (res < 0)
 		ops_reply_err(req, res);
 	else if (size == 0)
@@ -277,6 +285,7 @@ void ops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	char *buf = NULL;
@@ -292,7 +301,11 @@ void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	if (!res)
 		res = xattr_list(fs, ip, buf, size);
 	inode_put(fs, ip);
-	ops_leave(fs);
+	if (res == -ERESTART) {
+		free(buf);
+		buf = NULL;
+	}
+	OPS_LEAVE_OR_RETRY(fs, res, again);
 	if (res < 0)
 		ops_reply_err(req, res);
 	else if (size == 0)
@@ -304,17 +317,18 @@ void ops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 void ops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+again:;
 	struct pfs_fs *fs = ops_enter(req);
 	struct inode *ip = NULL;
 	int err = fs_check_fenced(fs);
 
 	tx_op_begin(fs);
 	if (!err)
-		err = inode_get(fs, ino, &ip);
+		err = inode_get_ex(fs, ino, &ip);
 	if (!err)
 		err = xattr_remove(fs, ip, name);
 	inode_put(fs, ip);
 	tx_op_end(fs);
-	ops_leave(fs);
+	OPS_LEAVE_OR_RETRY(fs, err, again);
 	ops_reply_err(req, err);
 }

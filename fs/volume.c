@@ -45,6 +45,7 @@
 
 #include "pfs_fs.h"
 #include "pfs_jnl.h"
+#include "pfs_peer.h"
 #include "pfs_util.h"
 
 struct hb_state {
@@ -67,6 +68,7 @@ void pfs_opts_defaults(struct pfs_opts *o)
 	o->heartbeat_ms = 500;
 	o->dead_ms = 3000;
 	o->attr_timeout = 1.0;
+	o->fence_ms = 2000;
 }
 
 void fs_fence(struct pfs_fs *fs, int err, const char *why)
@@ -169,7 +171,7 @@ static uint64_t slot_hb_block(const struct pfs_fs *fs, uint32_t s)
 }
 
 /* V1: a non-blocking OFD write lock on the slot record's bytes. */
-static int slot_lock(struct pfs_fs *fs, uint32_t s)
+int vol_slot_lock(struct pfs_fs *fs, uint32_t s)
 {
 	struct flock fl = {
 		.l_type = F_WRLCK,
@@ -182,7 +184,7 @@ static int slot_lock(struct pfs_fs *fs, uint32_t s)
 	return 0;
 }
 
-static void slot_unlock(struct pfs_fs *fs, uint32_t s)
+void vol_slot_unlock(struct pfs_fs *fs, uint32_t s)
 {
 	struct flock fl = {
 		.l_type = F_UNLCK,
@@ -232,7 +234,22 @@ out_free:
 	return err;
 }
 
-static int slot_read(struct pfs_fs *fs, uint32_t s, struct pfs_slot *out)
+int vol_read_heartbeat(struct pfs_fs *fs, uint32_t s, uint64_t *seq)
+{
+	uint8_t *blk = aligned_alloc(PFS_BLOCK_SIZE, PFS_BLOCK_SIZE);
+	if (!blk)
+		return -ENOMEM;
+	int err = bio_read(fs->dev, slot_hb_block(fs, s), 1, blk);
+	if (!err && pfs_meta_verify(blk, slot_hb_block(fs, s), PFS_MAGIC_HEARTBEAT,
+				    fs->csum_seed) == 0)
+		*seq = le64_to_cpu(((struct pfs_heartbeat *)blk)->seq);
+	else if (!err)
+		*seq = 0;
+	free(blk);
+	return err;
+}
+
+int vol_slot_read(struct pfs_fs *fs, uint32_t s, struct pfs_slot *out)
 {
 	uint8_t *blk = aligned_alloc(PFS_BLOCK_SIZE, PFS_BLOCK_SIZE);
 	if (!blk)
@@ -248,13 +265,13 @@ static int slot_read(struct pfs_fs *fs, uint32_t s, struct pfs_slot *out)
 static int slot_try_claim(struct pfs_fs *fs, uint32_t s, bool explicit_choice)
 {
 	struct pfs_slot rec;
-	int err = slot_lock(fs, s);
+	int err = vol_slot_lock(fs, s);
 	if (err) {
 		if (explicit_choice)
 			pfs_err("slot %u is in use by another process on this host", s);
 		return err;
 	}
-	err = slot_read(fs, s, &rec);
+	err = vol_slot_read(fs, s, &rec);
 	if (err)
 		goto out_unlock;
 	if (le32_to_cpu(rec.state) != PFS_SLOT_FREE) {
@@ -282,7 +299,7 @@ static int slot_try_claim(struct pfs_fs *fs, uint32_t s, bool explicit_choice)
 	return 0;
 
 out_unlock:
-	slot_unlock(fs, s);
+	vol_slot_unlock(fs, s);
 	return err;
 }
 
@@ -303,6 +320,23 @@ static int slot_claim(struct pfs_fs *fs)
 	}
 	pfs_err("all %u slots are in use; unmount a node or pick one with -o node=N", nslots);
 	return -EBUSY;
+}
+
+/* Write another slot's record directly (a counterpart recovering it,
+ * recovery/peer.c), durably. */
+int vol_slot_write_direct(struct pfs_fs *fs, uint32_t s, const struct pfs_slot *rec)
+{
+	uint8_t *blk = aligned_alloc(PFS_BLOCK_SIZE, PFS_BLOCK_SIZE);
+	if (!blk)
+		return -ENOMEM;
+	memset(blk, 0, PFS_BLOCK_SIZE);
+	memcpy(blk, rec, sizeof(*rec));
+	pfs_meta_seal(blk, slot_rec_block(fs, s), fs->csum_seed);
+	int err = bio_write(fs->dev, slot_rec_block(fs, s), 1, blk);
+	if (!err)
+		err = bio_flush(fs->dev);
+	free(blk);
+	return err;
 }
 
 /* Write our slot record with the given state, through the transaction. */
@@ -363,6 +397,8 @@ static void *hb_thread(void *arg)
 			fs_fence(fs, err, "heartbeat write failed");
 			pthread_mutex_unlock(&fs->lock);
 		}
+		if (gl_tick(fs, err == 0) > 0)
+			peer_kick(fs);
 		pthread_mutex_lock(&hb->lock);
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -543,6 +579,14 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 	char ctx[48];
 	snprintf(ctx, sizeof(ctx), "node=%u slot=%u:", fs->slot, fs->slot);
 	pfs_log_set_context(ctx);
+	/* Join before the backout: locks a dead incarnation of this slot
+	 * left are inherited and stay held until its journal is backed out
+	 * (glock.c G2). */
+	if (!opts->coord || strcmp(opts->coord, "none") != 0) {
+		err = gl_start(fs);
+		if (err)
+			goto out_unlock_slot;
+	}
 	uint64_t log_gen = 0;
 	err = jnl_recover_slot(fs->dev, &fs->sb, fs->key, fs->slot, fs->slot_gen - 1, true,
 			       &log_gen);
@@ -556,7 +600,7 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 		fs->slot_gen = log_gen + 1;
 	/* The slot record may have been restored by the backout. */
 	struct pfs_slot rec;
-	err = slot_read(fs, fs->slot, &rec);
+	err = vol_slot_read(fs, fs->slot, &rec);
 	if (err)
 		goto out_unlock_slot;
 	fs->orphan_head = le64_to_cpu(rec.orphan_head);
@@ -572,6 +616,9 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 	err = tx_init(fs);
 	if (err)
 		goto out_alloc_fini;
+	err = gl_run(fs);
+	if (err)
+		goto out_tx_fini;
 	pthread_mutex_lock(&fs->lock);
 	err = slot_write_state(fs, PFS_SLOT_MOUNTED);
 	if (!err)
@@ -584,6 +631,11 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 	err = hb_start(fs);
 	if (err)
 		goto out_tx_fini;
+	err = peer_start(fs);
+	if (err) {
+		hb_stop(fs);
+		goto out_tx_fini;
+	}
 	if (used_backup)
 		pfs_warn("run fsck.peerfs to repair the primary superblock");
 	pfs_info("mounted %s (generation %llu)", opts->device,
@@ -598,8 +650,9 @@ out_alloc_fini:
 out_jnl_free:
 	jnl_free(fs);
 out_unlock_slot:
+	gl_stop(fs, true);
 	if (!opts->ro)
-		slot_unlock(fs, fs->slot);
+		vol_slot_unlock(fs, fs->slot);
 out_destroy_cache:
 	bcache_destroy(fs->bc);
 out_close_dev:
@@ -629,6 +682,23 @@ int fs_unmount(struct pfs_fs *fs)
 {
 	int err = 0;
 	if (!fs->opts.ro) {
+		/* Deferred frees in groups peers hold: take those groups, so
+		 * the last commit applies them (alloc.c). */
+		for (int round = 0; round < 8; round++) {
+			uint32_t groups[16];
+			pthread_mutex_lock(&fs->lock);
+			size_t ng = fs->fenced ? 0 : alloc_foreign_pending(fs, groups, 16);
+			pthread_mutex_unlock(&fs->lock);
+			if (ng == 0)
+				break;
+			for (size_t i = 0; i < ng; i++)
+				gl_acquire(fs, gl_res_group(groups[i]), COORD_EX, 5000);
+			pthread_mutex_lock(&fs->lock);
+			fs->op_changed = false;
+			for (size_t i = 0; i < ng; i++)
+				gl_need(fs, gl_res_group(groups[i]), COORD_EX);
+			pthread_mutex_unlock(&fs->lock);
+		}
 		pthread_mutex_lock(&fs->lock);
 		/* Inodes the kernel still references at unmount are dropped;
 		 * unlinked ones stay on the orphan list for the next mount. */
@@ -642,8 +712,11 @@ int fs_unmount(struct pfs_fs *fs)
 			if (!err)
 				err = bio_flush(fs->dev);
 		}
+		bool leave = !fs->fenced;
 		pthread_mutex_unlock(&fs->lock);
+		peer_stop(fs);
 		hb_stop(fs);
+		gl_stop(fs, leave);
 	}
 	tx_fini(fs);
 	jnl_free(fs);
@@ -651,7 +724,7 @@ int fs_unmount(struct pfs_fs *fs)
 	inode_cache_free(fs);
 	free(fs->scratch);
 	if (!fs->opts.ro)
-		slot_unlock(fs, fs->slot);
+		vol_slot_unlock(fs, fs->slot);
 	bcache_destroy(fs->bc);
 	bio_close(fs->dev);
 	sodium_memzero(fs->key, sizeof(fs->key));

@@ -54,6 +54,12 @@ void buf_put(struct buf *b);
  * discarded, so a freed block is never written back. */
 void bcache_forget(struct bcache *bc, uint64_t blk);
 
+/* Drop BLK if it is cached clean and unreferenced (another node may have
+ * changed it); -EBUSY if it is dirty or in use. */
+int bcache_invalidate(struct bcache *bc, uint64_t blk);
+/* Drop every unreferenced clean buffer; returns how many. */
+size_t bcache_drop_clean(struct bcache *bc);
+
 void *buf_data(struct buf *b);
 uint64_t buf_blkno(const struct buf *b);
 enum buf_kind buf_kind(const struct buf *b);

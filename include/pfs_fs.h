@@ -37,6 +37,9 @@
 struct tx_state;
 struct inode;
 struct jnl;
+struct pfs_glocks;
+struct peer_state;
+struct gl_names;
 
 enum pfs_data_mode { PFS_DATA_UNDO = 0, PFS_DATA_ORDERED = 1 };
 
@@ -51,6 +54,9 @@ struct pfs_opts {
 	int heartbeat_ms;       /* default 500 */
 	int dead_ms;            /* default 3000 */
 	double attr_timeout;    /* kernel attribute/entry cache, seconds */
+	int fence_ms;           /* fence after beats failed this long (< dead_ms) */
+	char *coord;            /* coordination backend: "local" (NULL), "none" */
+	bool recovery_manual;   /* dead peers are recovered by an operator */
 	bool ro;
 };
 
@@ -60,6 +66,7 @@ struct pfs_group {
 	uint32_t free_inodes;
 	uint32_t ndirs;
 	uint32_t nblocks;
+	bool held;              /* this node holds the group's lock EX (glock.c) */
 };
 
 struct pfs_fs {
@@ -117,6 +124,18 @@ struct pfs_fs {
 	int fenced;                     /* protected by fs->lock; 0 or -errno */
 
 	void *se;                       /* struct fuse_session *, for notify */
+
+	/* Cluster locks (fs/glock.c); NULL without a coordinator. */
+	struct pfs_glocks *gl;
+	struct peer_state *peer;        /* recovery/peer.c */
+	/* The request under fs->lock changed state (glock.c G3): set by
+	 * tx_dirty, cleared by ops_enter.  Protected by fs->lock. */
+	bool op_changed;
+	/* Inodes freed by the running transaction (like pending block
+	 * frees, applied at commit in groups this node holds).  Protected
+	 * by fs->lock. */
+	struct pfs_ino_free { uint64_t ino; bool is_dir; } *pending_ino;
+	size_t npending_ino, pending_ino_cap;
 };
 
 /* In-memory inode: decoded on-disk fields plus reference counts. */
@@ -140,6 +159,13 @@ struct inode {
 	uint64_t tree_root;
 	uint32_t n_inline;
 	uint8_t inline_area[PFS_INLINE_SIZE];
+
+	/* Cluster state (fs/glock.c): the on-disk fields above may have been
+	 * changed by another node since they were read (G4); names the
+	 * kernel may cache in this directory. */
+	bool stale;
+	bool gone;                      /* deleted by another node */
+	struct gl_names *names;
 };
 
 /* ---- fs/volume.c: superblock, geometry, mount and unmount ---- */
@@ -151,10 +177,49 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out);
 int fs_unmount(struct pfs_fs *fs);
 void pfs_opts_defaults(struct pfs_opts *o);
 int vol_read_super(struct bio_dev *dev, struct pfs_super *sb, bool *used_backup);
+/* Slot records (V1 of volume.c: the OFD lock on a slot record's bytes). */
+int vol_slot_lock(struct pfs_fs *fs, uint32_t s);
+void vol_slot_unlock(struct pfs_fs *fs, uint32_t s);
+int vol_slot_read(struct pfs_fs *fs, uint32_t s, struct pfs_slot *out);
+int vol_slot_write_direct(struct pfs_fs *fs, uint32_t s, const struct pfs_slot *rec);
 int vol_check_super(const struct pfs_super *sb, uint64_t dev_blocks);
 void fs_fence(struct pfs_fs *fs, int err, const char *why);
 static inline int fs_check_fenced(struct pfs_fs *fs) { return fs->fenced; }
 uint64_t fs_group_first_block(const struct pfs_fs *fs, uint32_t g);
+
+/* ---- fs/glock.c: cluster locks, kernel invalidation, failure detector ---- */
+#include "pfs_coord.h"
+uint64_t gl_res_inode(uint64_t ino);
+uint64_t gl_res_group(uint32_t g);
+/* Join the coordinator as fs->slot (mount, before the journal backout). */
+int gl_start(struct pfs_fs *fs);
+/* Drop locks inherited from a dead incarnation; serve peers' requests. */
+int gl_run(struct pfs_fs *fs);
+/* Leave (leave = false: a fenced node keeps its locks retained). */
+void gl_stop(struct pfs_fs *fs, bool leave);
+/* Under fs->lock: make sure res is held in mode.  0, -ERESTART (the
+ * request must run again after gl_op_wait, G3), or another error. */
+int gl_need(struct pfs_fs *fs, uint64_t res, enum coord_mode mode);
+int gl_need_inode(struct pfs_fs *fs, uint64_t ino, enum coord_mode mode);
+/* Under fs->lock: take res without waiting: 0 or -EAGAIN. */
+int gl_trylock(struct pfs_fs *fs, uint64_t res, enum coord_mode mode);
+bool gl_held(struct pfs_fs *fs, uint64_t res, enum coord_mode mode);
+/* Without fs->lock: wait for the lock the last gl_need wanted, pin it. */
+int gl_op_wait(struct pfs_fs *fs);
+/* Without fs->lock: wait up to timeout_ms (< 0: until granted) for res. */
+int gl_acquire(struct pfs_fs *fs, uint64_t res, enum coord_mode mode, int timeout_ms);
+/* The request ended: unpin. */
+void gl_op_done(struct pfs_fs *fs);
+/* Remember that the kernel may cache name in directory dp. */
+void gl_note_name(struct pfs_fs *fs, struct inode *dp, const char *name);
+void gl_free_names(struct inode *ip);
+int gl_tick(struct pfs_fs *fs, bool disk_beat_ok);
+struct coord *gl_coord(struct pfs_fs *fs);
+/* Set (or clear) the FUSE session kernel invalidations go to. */
+void gl_set_session(struct pfs_fs *fs, void *se);
+struct gl_stats { uint64_t try_fail, waits, releases, downgrades, late; };
+void gl_stats(struct pfs_fs *fs, struct gl_stats *st);
+int vol_read_heartbeat(struct pfs_fs *fs, uint32_t slot, uint64_t *seq);
 
 /* ---- fs/alloc.c: block and inode allocation ---- */
 int alloc_init(struct pfs_fs *fs);
@@ -171,6 +236,15 @@ int alloc_apply_pending(struct pfs_fs *fs);
 /* Allocate an inode number; directories spread, files stay near parent. */
 int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino);
 int alloc_free_inode(struct pfs_fs *fs, uint64_t ino, bool is_dir);
+/* Reread group g's descriptor into the summaries (glock.c G4). */
+int alloc_reload_group(struct pfs_fs *fs, uint32_t g);
+/* Make sure the groups this node holds have room for a request: blocks
+ * and inodes free.  May return -ERESTART (glock.c G3). */
+int alloc_reserve(struct pfs_fs *fs, uint64_t blocks, uint32_t inodes);
+/* Reread, uncached, the descriptors of groups held by peers (statfs). */
+void alloc_refresh_foreign(struct pfs_fs *fs);
+/* Groups of deferred frees this node does not hold; fills up to max. */
+size_t alloc_foreign_pending(struct pfs_fs *fs, uint32_t *groups, size_t max);
 /* Is this block inside a group's data area (not group metadata)? */
 bool alloc_block_valid(const struct pfs_fs *fs, uint64_t blk);
 /* bt_ops for inode trees (arg is a struct inode_tree *). */
@@ -179,6 +253,12 @@ extern const struct bt_ops alloc_bt_ops;
 /* ---- fs/inode.c: the inode cache and inode I/O ---- */
 int inode_get(struct pfs_fs *fs, uint64_t ino, struct inode **out);
 void inode_put(struct pfs_fs *fs, struct inode *ip);
+/* The cached inode, without a reference or I/O; NULL if not cached. */
+struct inode *inode_peek(struct pfs_fs *fs, uint64_t ino);
+/* Another node may have changed inodes first..first+n-1 (glock.c G4). */
+void inode_mark_stale(struct pfs_fs *fs, uint64_t first, unsigned n);
+/* inode_get, with the inode's cluster lock in EX (for a change). */
+int inode_get_ex(struct pfs_fs *fs, uint64_t ino, struct inode **out);
 /* Encode ip into its inode-table block (crc, transaction). */
 int inode_write(struct pfs_fs *fs, struct inode *ip);
 int inode_new(struct pfs_fs *fs, struct inode *dir, uint32_t mode,

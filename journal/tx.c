@@ -332,6 +332,7 @@ int tx_dirty(struct pfs_fs *fs, struct buf *b)
 		return fs->fenced;
 	if (fs->opts.ro)
 		return -EROFS;
+	fs->op_changed = true;                          /* glock.c G3 */
 	if (fs->jnl && !buf_dirty(b)) {
 		/* T4: the buffer is clean, so it holds what the disk holds. */
 		int err = img_capture(fs->tx, buf_blkno(b), buf_data(b));

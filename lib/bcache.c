@@ -313,6 +313,31 @@ static struct buf *bcache_evict_locked(struct bcache *bc)
 	return chain;
 }
 
+static void buf_free_chain(struct buf *chain);
+
+/* Drop every unreferenced clean buffer (a cluster lock was released:
+ * fs/glock.c G2).  Returns the number of buffers dropped. */
+size_t bcache_drop_clean(struct bcache *bc)
+{
+	struct buf *chain = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&bc->lock);
+	while (bc->nlru) {
+		struct buf *b = BUF_OF_LINK(bc->lru.prev);
+		buf_link_del(&b->link);
+		bc->nlru--;
+		bcache_hash_remove_locked(bc, b);
+		b->hnext = chain;
+		chain = b;
+		n++;
+	}
+	bc->epoch++;            /* reads in flight must not insert old data */
+	pthread_mutex_unlock(&bc->lock);
+	buf_free_chain(chain);
+	return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Buffer allocation.                                                   */
 /* ------------------------------------------------------------------ */
@@ -684,6 +709,29 @@ void bcache_forget(struct bcache *bc, uint64_t blk)
 /* ------------------------------------------------------------------ */
 /* Accessors.                                                           */
 /* ------------------------------------------------------------------ */
+
+int bcache_invalidate(struct bcache *bc, uint64_t blk)
+{
+	struct buf *b;
+
+	pthread_mutex_lock(&bc->lock);
+	b = bcache_find_locked(bc, blk);
+	if (!b) {
+		pthread_mutex_unlock(&bc->lock);
+		return 0;
+	}
+	if (b->dirty || b->ref) {
+		pthread_mutex_unlock(&bc->lock);
+		return -EBUSY;
+	}
+	buf_link_del(&b->link);
+	bc->nlru--;
+	bcache_hash_remove_locked(bc, b);
+	bc->epoch++;
+	pthread_mutex_unlock(&bc->lock);
+	buf_free(b);
+	return 0;
+}
 
 void *buf_data(struct buf *b)
 {

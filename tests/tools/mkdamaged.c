@@ -539,6 +539,7 @@ int main(int argc, char **argv)
 		die("key_file_write", err);
 
 	pfs_opts_defaults(&o);
+	o.coord = "none";
 	o.device = argv[1];
 	o.keyfile = argv[2];
 	o.node = 0;

@@ -137,6 +137,7 @@ static int setup(void **state)
 	if (key_file_write(f->keyfile, sb.uuid, key, 0))
 		goto remove_img;
 	pfs_opts_defaults(&f->opts);
+	f->opts.coord = "none";       /* the single-node logic, without cluster locks */
 	f->opts.device = f->img;
 	f->opts.keyfile = f->keyfile;
 	if (mount_fs(f))

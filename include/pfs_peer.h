@@ -1,0 +1,37 @@
+/*
+ * pfs_peer.h -- peer recovery (recovery/peer.c): a surviving node backs
+ * out a dead node's journal as its registered counterpart.
+ */
+#ifndef PFS_PEER_H
+#define PFS_PEER_H
+
+#include <stdint.h>
+
+struct pfs_fs;
+
+enum peer_phase {
+	PEER_REGISTER = 0,      /* coord_register under a lease */
+	PEER_INIT,              /* the dead slot taken over on disk */
+	PEER_BACKOUT,           /* journal scan and backout */
+	PEER_RELEASE,           /* slot freed, retained locks released */
+	PEER_UNREGISTER,
+	PEER_NPHASES
+};
+
+struct peer_stats {
+	uint32_t slot;
+	uint32_t locks_released;
+	double phase_ms[PEER_NPHASES];
+	double total_ms;
+};
+
+/* Recover dead node `dead` as its counterpart (the whole flow).  0 done;
+ * -EBUSY another peer is its counterpart; other errors leave its locks
+ * retained for a later attempt. */
+int peer_recover(struct pfs_fs *fs, uint32_t dead, struct peer_stats *st);
+/* The recovery thread (automatic recovery unless recovery=manual). */
+int peer_start(struct pfs_fs *fs);
+void peer_stop(struct pfs_fs *fs);
+void peer_kick(struct pfs_fs *fs);
+
+#endif /* PFS_PEER_H */

@@ -1,0 +1,338 @@
+/*
+ * peer.c -- peer recovery: a surviving node becomes a dead node's
+ * counterpart, backs out the dead node's in-flight transactions from its
+ * private journal, releases its retained locks and unregisters.
+ *
+ * Design notes
+ *
+ * The flow, for dead node N and counterpart C (this node); each phase is
+ * logged with its duration:
+ *   1. detect       C's failure detector declared N dead (fs/glock.c
+ *                   gl_tick): its beats stopped at the coordinator and on
+ *                   disk for dead_ms.  N's locks are retained.
+ *   2. register     coord_register(N) under a lease: exactly one peer
+ *                   wins; the others see -EBUSY and stand by.
+ *   3. initialize   take N's slot: the OFD lock on its slot record (V1 of
+ *                   volume.c), then the record says RECOVERING with C as
+ *                   counterpart and the lease date (durable);
+ *   4. retrieve     scan N's journal with N's key (derived from the cluster
+ *                   key and N's generation): its in-flight transactions;
+ *   5. back out     write their before-images, flush, ABORT records, clean
+ *                   header, flush (journal/recover.c);
+ *   6. release      the slot record says FREE (durable), then every lock N
+ *                   retained is released: waiters on them proceed;
+ *   7. unregister   N's registration is INACTIVE and N is ABSENT: it may
+ *                   mount again (a fresh generation) or another node may
+ *                   take the slot; its orphan list is finished by whoever
+ *                   mounts the slot next.
+ *
+ * Invariants:
+ *   P1. Only N's registered counterpart writes N's journal or N's slot
+ *       record: the registration (coordinator) and the OFD lock (disk)
+ *       are both held from phase 3 to phase 6.
+ *   P2. N's retained locks are released only after the backout is
+ *       durable (phase 6 after 5): no node ever reads what N left half
+ *       done.
+ *   P3. Backout is idempotent: before-images are the blocks' contents
+ *       before N's in-flight transactions, so writing them twice is
+ *       harmless, and the ABORT records are written last.  A counterpart
+ *       that dies mid-way stops renewing its lease; another peer takes
+ *       the registration over and runs the whole flow again.
+ *   P4. The lease is renewed between phases; a counterpart that finds its
+ *       registration taken over (renew fails) stops before writing more.
+ *
+ * The recovery thread (peer_start .. peer_stop) polls the coordinator
+ * every heartbeat period for DEAD nodes that nobody recovers (no
+ * registration, or one whose lease expired) and recovers them one at a
+ * time, unless recovery=manual.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pfs_fs.h"
+#include "pfs_jnl.h"
+#include "pfs_peer.h"
+#include "pfs_util.h"
+
+struct peer_state {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool stop;                      /* protected by mu */
+	bool running;
+	struct peer_stats last;         /* protected by mu */
+	uint64_t recovered;             /* protected by mu */
+};
+
+static int lease_ms_of(const struct pfs_fs *fs)
+{
+	return PFS_MAX(fs->opts.dead_ms * 3, 10000);
+}
+
+static double ms_since(uint64_t t0)
+{
+	return (double)(pfs_now_mono_ns() - t0) / 1e6;
+}
+
+static void set_phase(struct peer_stats *st, int phase, uint64_t t0)
+{
+	st->phase_ms[phase] = ms_since(t0);
+}
+
+int peer_recover(struct pfs_fs *fs, uint32_t dead, struct peer_stats *st)
+{
+	struct coord *c = gl_coord(fs);
+	struct pfs_slot rec;
+	int lease = lease_ms_of(fs);
+	uint64_t t_all = pfs_now_mono_ns(), t;
+	int err;
+
+	memset(st, 0, sizeof(*st));
+	st->slot = dead;
+	if (!c)
+		return -ENOTCONN;
+	if (dead == fs->slot)
+		return -EINVAL;
+
+	/* 2. register */
+	t = pfs_now_mono_ns();
+	err = coord_register(c, dead, lease);
+	if (err) {
+		if (err != -EBUSY)
+			pfs_warn("recovery of node %u: cannot register as its counterpart: %s",
+				 dead, strerror(-err));
+		return err;
+	}
+	set_phase(st, PEER_REGISTER, t);
+	pfs_info("recovery of node %u: registered as its counterpart (lease %d ms, %.1f ms)",
+		 dead, lease, st->phase_ms[PEER_REGISTER]);
+
+	/* 3. initialize: the slot, on disk (P1) */
+	t = pfs_now_mono_ns();
+	err = vol_slot_lock(fs, dead);
+	if (err) {
+		pfs_err("recovery of node %u: its slot record is locked by a process of this host; giving up",
+			dead);
+		goto out_unregister;
+	}
+	err = vol_slot_read(fs, dead, &rec);
+	if (err) {
+		pfs_err("recovery of node %u: its slot record is unreadable; run fsck.peerfs", dead);
+		goto out_unlock_slot;
+	}
+	uint64_t gen = le64_to_cpu(rec.generation);
+	if (le32_to_cpu(rec.state) != PFS_SLOT_FREE) {
+		rec.state = cpu_to_le32(PFS_SLOT_RECOVERING);
+		rec.reg_status = cpu_to_le32(PFS_REG_ACTIVE);
+		rec.reg_counterpart = cpu_to_le32(fs->slot);
+		rec.reg_lease_expiry_ns = cpu_to_le64(pfs_now_real_ns() + (uint64_t)lease * 1000000ull);
+		err = vol_slot_write_direct(fs, dead, &rec);
+		if (err)
+			goto out_fence;
+	}
+	set_phase(st, PEER_INIT, t);
+	pfs_info("recovery of node %u: took over slot %u (generation %llu, %.1f ms)",
+		 dead, dead, (unsigned long long)gen, st->phase_ms[PEER_INIT]);
+
+	/* 4 + 5. retrieve and back out (journal/recover.c logs both) */
+	err = coord_renew(c, dead, lease);                          /* P4 */
+	if (err)
+		goto out_lost;
+	t = pfs_now_mono_ns();
+	uint64_t log_gen = 0;
+	err = jnl_recover_slot(fs->dev, &fs->sb, fs->key, dead, gen, true, &log_gen);
+	if (err) {
+		pfs_err("recovery of node %u: backout failed (%s); its locks stay retained",
+			dead, strerror(-err));
+		if (err == -EIO)
+			goto out_fence;
+		goto out_unlock_slot;
+	}
+	set_phase(st, PEER_BACKOUT, t);
+
+	/* 6. release: the slot is free, then the locks (P2) */
+	err = coord_renew(c, dead, lease);
+	if (err)
+		goto out_lost;
+	t = pfs_now_mono_ns();
+	err = vol_slot_read(fs, dead, &rec);            /* the backout may restore it */
+	if (err)
+		goto out_unlock_slot;
+	if (log_gen > le64_to_cpu(rec.generation))
+		rec.generation = cpu_to_le64(log_gen);  /* V3: never reuse it */
+	rec.state = cpu_to_le32(PFS_SLOT_FREE);
+	rec.reg_status = cpu_to_le32(PFS_REG_INACTIVE);
+	rec.reg_counterpart = 0;
+	rec.reg_lease_expiry_ns = 0;
+	rec.owner_pid = 0;
+	err = vol_slot_write_direct(fs, dead, &rec);
+	if (err)
+		goto out_fence;
+	struct coord_node_info ni;
+	if (coord_node_info(c, dead, &ni) == 0)
+		st->locks_released = ni.retained_locks;
+	err = coord_release_retained(c, dead, 0);
+	if (err) {
+		pfs_err("recovery of node %u: cannot release its retained locks: %s",
+			dead, strerror(-err));
+		goto out_unlock_slot;
+	}
+	set_phase(st, PEER_RELEASE, t);
+	vol_slot_unlock(fs, dead);
+
+	/* 7. unregister */
+	t = pfs_now_mono_ns();
+	err = coord_unregister(c, dead);
+	set_phase(st, PEER_UNREGISTER, t);
+	st->total_ms = ms_since(t_all);
+	pfs_info("recovery of node %u: done in %.1f ms (register %.1f, initialize %.1f, scan+backout %.1f, release %u locks %.1f, unregister %.1f)",
+		 dead, st->total_ms, st->phase_ms[PEER_REGISTER], st->phase_ms[PEER_INIT],
+		 st->phase_ms[PEER_BACKOUT], st->locks_released, st->phase_ms[PEER_RELEASE],
+		 st->phase_ms[PEER_UNREGISTER]);
+	return err;
+
+out_lost:
+	pfs_err("recovery of node %u: the registration was taken over (%s); stopping",
+		dead, strerror(-err));
+	vol_slot_unlock(fs, dead);
+	return err;
+out_fence:
+	pthread_mutex_lock(&fs->lock);
+	fs_fence(fs, err, "writing a dead node's slot failed during its recovery");
+	pthread_mutex_unlock(&fs->lock);
+out_unlock_slot:
+	vol_slot_unlock(fs, dead);
+out_unregister:
+	/* Its locks stay retained; a later attempt (or another peer) runs
+	 * the flow again (P3). */
+	coord_unregister(c, dead);
+	return err;
+}
+
+/* ---- the recovery thread ---- */
+
+static struct peer_state *peer_of(struct pfs_fs *fs)
+{
+	return fs->peer;
+}
+
+/* DEAD nodes that nobody recovers: no registration, or one whose lease
+ * expired or whose counterpart is gone. */
+static int peer_find_work(struct pfs_fs *fs, uint32_t *out, int max)
+{
+	struct coord *c = gl_coord(fs);
+	uint32_t nslots = le32_to_cpu(fs->sb.max_slots);
+	int n = 0;
+	for (uint32_t s = 0; s < nslots && n < max; s++) {
+		struct coord_node_info ni;
+		struct coord_reg_info ri;
+		if (s == fs->slot || coord_node_info(c, s, &ni) || ni.state != COORD_DEAD)
+			continue;
+		if (coord_reg_info(c, s, &ri))
+			continue;
+		if (ri.status == COORD_REG_ACTIVE) {
+			struct coord_node_info ci;
+			bool cp_live = coord_node_info(c, ri.counterpart, &ci) == 0 &&
+				       ci.state == COORD_LIVE;
+			if (cp_live && ri.lease_expiry_ns > pfs_now_mono_ns())
+				continue;
+		}
+		out[n++] = s;
+	}
+	return n;
+}
+
+static void *peer_thread(void *arg)
+{
+	struct pfs_fs *fs = arg;
+	struct peer_state *ps = peer_of(fs);
+	char ctx[48];
+	snprintf(ctx, sizeof(ctx), "node=%u slot=%u: recovery:", fs->slot, fs->slot);
+	pfs_log_set_context(ctx);
+
+	pthread_mutex_lock(&ps->mu);
+	while (!ps->stop) {
+		pthread_mutex_unlock(&ps->mu);
+		uint32_t work[PFS_MAX_SLOTS];
+		pthread_mutex_lock(&fs->lock);
+		int fenced = fs->fenced;
+		pthread_mutex_unlock(&fs->lock);
+		int n = fenced ? 0 : peer_find_work(fs, work, (int)PFS_MAX_SLOTS);
+		for (int i = 0; i < n; i++) {
+			struct peer_stats st;
+			if (peer_recover(fs, work[i], &st) == 0) {
+				pthread_mutex_lock(&ps->mu);
+				ps->last = st;
+				ps->recovered++;
+				pthread_mutex_unlock(&ps->mu);
+			}
+		}
+		pthread_mutex_lock(&ps->mu);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t due = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+			       (uint64_t)fs->opts.heartbeat_ms * 1000000ull / 2;
+		ts.tv_sec = (time_t)(due / 1000000000ull);
+		ts.tv_nsec = (long)(due % 1000000000ull);
+		if (!ps->stop)
+			pthread_cond_timedwait(&ps->cond, &ps->mu, &ts);
+	}
+	pthread_mutex_unlock(&ps->mu);
+	return NULL;
+}
+
+void peer_kick(struct pfs_fs *fs)
+{
+	struct peer_state *ps = peer_of(fs);
+	if (!ps)
+		return;
+	pthread_mutex_lock(&ps->mu);
+	pthread_cond_signal(&ps->cond);
+	pthread_mutex_unlock(&ps->mu);
+}
+
+int peer_start(struct pfs_fs *fs)
+{
+	if (!gl_coord(fs) || fs->opts.recovery_manual)
+		return 0;
+	struct peer_state *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	pthread_mutex_init(&ps->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ps->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	fs->peer = ps;
+	int err = pthread_create(&ps->thread, NULL, peer_thread, fs);
+	if (err) {
+		fs->peer = NULL;
+		pthread_cond_destroy(&ps->cond);
+		pthread_mutex_destroy(&ps->mu);
+		free(ps);
+		return -err;
+	}
+	ps->running = true;
+	return 0;
+}
+
+void peer_stop(struct pfs_fs *fs)
+{
+	struct peer_state *ps = peer_of(fs);
+	if (!ps)
+		return;
+	pthread_mutex_lock(&ps->mu);
+	ps->stop = true;
+	pthread_cond_signal(&ps->cond);
+	pthread_mutex_unlock(&ps->mu);
+	if (ps->running)
+		pthread_join(ps->thread, NULL);
+	pthread_cond_destroy(&ps->cond);
+	pthread_mutex_destroy(&ps->mu);
+	fs->peer = NULL;
+	free(ps);
+}
