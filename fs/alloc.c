@@ -124,7 +124,12 @@ int alloc_init(struct pfs_fs *fs)
 			goto out_free_groups;
 	}
 	uint32_t nslots = le32_to_cpu(fs->sb.max_slots);
-	fs->alloc_group = (uint32_t)(((uint64_t)fs->slot * fs->ngroups) / (nslots ? nslots : 1));
+	/* Each slot's own region of groups; with fewer groups than slots,
+	 * neighbouring slots still start in different groups. */
+	if (fs->ngroups >= nslots)
+		fs->alloc_group = (uint32_t)(((uint64_t)fs->slot * fs->ngroups) / (nslots ? nslots : 1));
+	else
+		fs->alloc_group = fs->slot % fs->ngroups;
 	return 0;
 
 out_free_groups:
@@ -509,7 +514,7 @@ int alloc_reserve(struct pfs_fs *fs, uint64_t blocks, uint32_t inodes)
 {
 	if (!fs->gl)
 		return 0;
-	for (int round = 0; round < 4; round++) {
+	for (uint32_t round = 0; round <= fs->ngroups; round++) {
 		uint64_t fb = 0, fi = 0;
 		for (uint32_t g = 0; g < fs->ngroups; g++) {
 			if (fs->groups[g].held) {
@@ -519,25 +524,28 @@ int alloc_reserve(struct pfs_fs *fs, uint64_t blocks, uint32_t inodes)
 		}
 		if (fb >= blocks && fi >= inodes)
 			return 0;
-		/* The group with the most room by its last known counts,
-		 * starting from this node's own region. */
-		uint32_t best = UINT32_MAX, g0 = fs->alloc_group % fs->ngroups;
-		for (uint32_t n = 0; n < fs->ngroups; n++) {
+		/* Take, without waiting, the first group with room from this
+		 * node's own region on (by its last known counts): a group a
+		 * peer holds (or a dead node retains) is skipped.  Only when
+		 * every group with room is held elsewhere, wait for one. */
+		uint32_t g0 = fs->alloc_group % fs->ngroups, wait_for = UINT32_MAX;
+		bool took = false;
+		for (uint32_t n = 0; n < fs->ngroups && !took; n++) {
 			uint32_t g = (g0 + n) % fs->ngroups;
 			struct pfs_group *gm = &fs->groups[g];
 			if (gm->held || (fb < blocks && gm->free_blocks == 0) ||
 			    (fi < inodes && gm->free_inodes == 0))
 				continue;
-			if (best == UINT32_MAX || gm->free_blocks > fs->groups[best].free_blocks + 64)
-				best = g;
-			if (n == 0)
-				break;          /* the own region first */
+			if (gl_trylock(fs, gl_res_group(g), COORD_EX) == 0 && gm->held)
+				took = true;
+			else if (wait_for == UINT32_MAX)
+				wait_for = g;
 		}
-		if (best == UINT32_MAX)
+		if (took)
+			continue;
+		if (wait_for == UINT32_MAX)
 			return 0;               /* the allocator will say ENOSPC */
-		int err = gl_need(fs, gl_res_group(best), COORD_EX);
-		if (err)
-			return err;
+		return gl_need(fs, gl_res_group(wait_for), COORD_EX);
 	}
 	return 0;
 }
@@ -562,6 +570,47 @@ static uint32_t inode_group_choice(struct pfs_fs *fs, uint64_t parent, bool is_d
 	return pg;
 }
 
+/* May this node put a new inode at index i of group g?  G1 of glock.c:
+ * the inode's table block must be ours in EX (a peer may hold it for
+ * the block's other inodes). */
+static bool inode_slot_ok(struct pfs_fs *fs, uint32_t g, uint32_t i)
+{
+	return !fs->gl || gl_trylock(fs, gl_res_inode((uint64_t)g * fs->ipg + i + 1), COORD_EX) == 0;
+}
+
+/* Placement of a new inode in group g.  Cluster locks cover one table
+ * block of PFS_INODES_PER_BLOCK inodes (glock.c), so: a directory starts
+ * an empty table block, and a file goes into its parent's block while it
+ * has room.  A directory and the files created in it then share one lock,
+ * and nodes working in different directories never contend for one.
+ * Otherwise the first free inode whose block this node can lock.
+ * Returns fs->ipg if none. */
+static uint32_t pick_inode(struct pfs_fs *fs, uint32_t g, const uint8_t *bits,
+			   uint64_t parent, bool is_dir)
+{
+	const uint32_t ipb = PFS_INODES_PER_BLOCK;
+	if (!is_dir && parent && (parent - 1) / fs->ipg == g) {
+		uint32_t start = (uint32_t)((parent - 1) % fs->ipg) & ~(ipb - 1);
+		uint32_t end = PFS_MIN(start + ipb, fs->ipg);
+		uint32_t i = bm_find_clear(bits, start, end);
+		if (i < end && inode_slot_ok(fs, g, i))
+			return i;
+	}
+	if (is_dir) {
+		_Static_assert(PFS_INODES_PER_BLOCK == 16, "two bitmap bytes per table block");
+		for (uint32_t k = 0; (k + 1) * ipb <= fs->ipg; k++) {
+			if (bits[2 * k] == 0 && bits[2 * k + 1] == 0 && inode_slot_ok(fs, g, k * ipb))
+				return k * ipb;
+		}
+	}
+	uint32_t i = bm_find_clear(bits, 0, fs->ipg);
+	while (i < fs->ipg && !inode_slot_ok(fs, g, i)) {
+		uint32_t next = (i | (ipb - 1)) + 1;
+		i = next < fs->ipg ? bm_find_clear(bits, next, fs->ipg) : fs->ipg;
+	}
+	return i;
+}
+
 int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino)
 {
 	if (fs->free_inodes == 0)
@@ -577,19 +626,12 @@ int alloc_inode(struct pfs_fs *fs, uint64_t parent, bool is_dir, uint64_t *ino)
 		if (err)
 			return err;
 		uint8_t *bits = bm_bits(buf_data(b));
-		uint32_t i = bm_find_clear(bits, 0, fs->ipg);
-		if (i >= fs->ipg) {
+		if (bm_find_clear(bits, 0, fs->ipg) >= fs->ipg) {
 			pfs_err("group %u: free inodes counted but none in the bitmap", g);
 			buf_put(b);
 			return -EUCLEAN;
 		}
-		/* G1: the new inode's table block must be ours in EX; a peer
-		 * may hold it for its other inodes: try the next block. */
-		while (i < fs->ipg && fs->gl &&
-		       gl_trylock(fs, gl_res_inode((uint64_t)g * fs->ipg + i + 1), COORD_EX)) {
-			uint32_t next = (i | (PFS_INODES_PER_BLOCK - 1)) + 1;
-			i = next < fs->ipg ? bm_find_clear(bits, next, fs->ipg) : fs->ipg;
-		}
+		uint32_t i = pick_inode(fs, g, bits, parent, is_dir);
 		if (i >= fs->ipg) {
 			buf_put(b);
 			continue;

@@ -619,6 +619,22 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 	err = gl_run(fs);
 	if (err)
 		goto out_tx_fini;
+	/* Slots other nodes left mounted that the coordinator has never
+	 * heard of (its state was lost with them): recover them before
+	 * serving, as their locks cannot protect anything. */
+	if (fs->gl) {
+		uint32_t nslots = le32_to_cpu(fs->sb.max_slots);
+		for (uint32_t s = 0; s < nslots; s++) {
+			struct pfs_slot other;
+			if (s == fs->slot || vol_slot_read(fs, s, &other) ||
+			    le32_to_cpu(other.state) == PFS_SLOT_FREE)
+				continue;
+			int rerr = peer_recover_unowned_slot(fs, s);
+			if (rerr && rerr != -EBUSY)
+				pfs_warn("slot %u: left mounted and could not be recovered (%s)",
+					 s, strerror(-rerr));
+		}
+	}
 	pthread_mutex_lock(&fs->lock);
 	err = slot_write_state(fs, PFS_SLOT_MOUNTED);
 	if (!err)

@@ -29,6 +29,13 @@ struct peer_stats {
  * -EBUSY another peer is its counterpart; other errors leave its locks
  * retained for a later attempt. */
 int peer_recover(struct pfs_fs *fs, uint32_t dead, struct peer_stats *st);
+/* An operator's request (peerfsctl recover): node n whatever its state
+ * at the coordinator: LIVE but silent (declared dead first), DEAD, or
+ * unknown with its slot left mounted on disk. */
+int peer_recover_node(struct pfs_fs *fs, uint32_t n, struct peer_stats *st);
+/* A slot left mounted that the coordinator does not know (its state was
+ * lost with every node): back out its journal and free it. */
+int peer_recover_unowned_slot(struct pfs_fs *fs, uint32_t s);
 /* The recovery thread (automatic recovery unless recovery=manual). */
 int peer_start(struct pfs_fs *fs);
 void peer_stop(struct pfs_fs *fs);

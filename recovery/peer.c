@@ -212,6 +212,97 @@ out_unregister:
 	return err;
 }
 
+/* A slot left MOUNTED (or RECOVERING) on disk by a node the coordinator
+ * does not know (its state was lost with every node, e.g. a power loss of
+ * the whole cluster): nobody holds locks for it, so recovering it is the
+ * disk part of the flow only.  Done before this node serves requests. */
+int peer_recover_unowned_slot(struct pfs_fs *fs, uint32_t s)
+{
+	struct pfs_slot rec;
+	struct coord *c = gl_coord(fs);
+	struct coord_node_info ni;
+
+	if (s == fs->slot)
+		return -EINVAL;
+	if (c && coord_node_info(c, s, &ni) == 0 && ni.state != COORD_ABSENT)
+		return -EBUSY;          /* the coordinator knows it: peer_recover */
+	int err = vol_slot_lock(fs, s);
+	if (err)
+		return err;             /* a process of this host owns it */
+	err = vol_slot_read(fs, s, &rec);
+	if (err || le32_to_cpu(rec.state) == PFS_SLOT_FREE)
+		goto out_unlock;
+	/* V2 of volume.c: a heartbeat that still moves is a node of another
+	 * host, alive. */
+	uint64_t seq0 = 0, seq1 = 0;
+	err = vol_read_heartbeat(fs, s, &seq0);
+	if (err)
+		goto out_unlock;
+	usleep((useconds_t)(fs->opts.heartbeat_ms * 2 + 200) * 1000u);
+	err = vol_read_heartbeat(fs, s, &seq1);
+	if (err)
+		goto out_unlock;
+	if (seq1 != seq0) {
+		err = -EBUSY;
+		goto out_unlock;
+	}
+	uint64_t t0 = pfs_now_mono_ns(), log_gen = 0;
+	pfs_info("slot %u: left mounted by %.64s pid %u, unknown to the coordinator: backing out its journal",
+		 s, rec.hostname, le32_to_cpu(rec.owner_pid));
+	err = jnl_recover_slot(fs->dev, &fs->sb, fs->key, s, le64_to_cpu(rec.generation), true,
+			       &log_gen);
+	if (err)
+		goto out_unlock;
+	err = vol_slot_read(fs, s, &rec);
+	if (err)
+		goto out_unlock;
+	if (log_gen > le64_to_cpu(rec.generation))
+		rec.generation = cpu_to_le64(log_gen);
+	rec.state = cpu_to_le32(PFS_SLOT_FREE);
+	rec.reg_status = cpu_to_le32(PFS_REG_INACTIVE);
+	rec.reg_counterpart = 0;
+	rec.reg_lease_expiry_ns = 0;
+	rec.owner_pid = 0;
+	err = vol_slot_write_direct(fs, s, &rec);
+	if (!err)
+		pfs_info("slot %u: recovered in %.1f ms; its slot is free", s, ms_since(t0));
+out_unlock:
+	vol_slot_unlock(fs, s);
+	return err;
+}
+
+int peer_recover_node(struct pfs_fs *fs, uint32_t n, struct peer_stats *st)
+{
+	struct coord *c = gl_coord(fs);
+	struct coord_node_info ni;
+	memset(st, 0, sizeof(*st));
+	st->slot = n;
+	if (!c)
+		return -ENOTCONN;
+	int err = coord_node_info(c, n, &ni);
+	if (err)
+		return err;
+	if (ni.state == COORD_ABSENT)
+		return peer_recover_unowned_slot(fs, n);
+	if (ni.state == COORD_LIVE) {
+		/* Only a node that is silent at the coordinator and on disk. */
+		uint64_t seq0 = 0, seq1 = 0;
+		vol_read_heartbeat(fs, n, &seq0);
+		usleep((useconds_t)(fs->opts.heartbeat_ms * 2 + 200) * 1000u);
+		vol_read_heartbeat(fs, n, &seq1);
+		if (seq0 != seq1) {
+			pfs_err("node %u is alive: its disk heartbeat advances", n);
+			return -EBUSY;
+		}
+		err = coord_declare_dead(c, n);
+		if (err) {
+			pfs_err("node %u is alive at the coordinator (%s)", n, strerror(-err));
+			return err == -EAGAIN ? -EBUSY : err;
+		}
+	}
+	return peer_recover(fs, n, st);
+}
+
 /* ---- the recovery thread ---- */
 
 static struct peer_state *peer_of(struct pfs_fs *fs)
