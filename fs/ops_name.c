@@ -807,8 +807,8 @@ void ops_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_bfree = fs->free_blocks + fs->pending_blocks;
 	st.f_bavail = st.f_bfree;
 	st.f_files = (uint64_t)fs->ngroups * fs->ipg;
-	st.f_ffree = fs->free_inodes;
-	st.f_favail = fs->free_inodes;
+	st.f_ffree = fs->free_inodes + fs->npending_ino;   /* likewise */
+	st.f_favail = st.f_ffree;
 	st.f_namemax = PFS_NAME_MAX;
 	uint64_t fsid;
 	memcpy(&fsid, fs->uuid, sizeof(fsid));
