@@ -86,6 +86,7 @@ check: all
 
 bench: all
 	BUILD=$(BUILD) bash bench/run.sh
+	BUILD=$(BUILD) bash bench/cluster.sh
 
 demo: all
 	BUILD=$(BUILD) bash tests/demo.sh

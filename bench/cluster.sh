@@ -35,7 +35,7 @@ mount_nodes() {
 	local n
 	for ((n = 0; n < $1; n++)); do
 		mkdir -p "$DIR/n$n"
-		"$BIN/peerfs" "$IMG" "$DIR/n$n" -f -o "node=$n" >>"$DIR/n$n.log" 2>&1 &
+		"$BIN/peerfs" "$IMG" "$DIR/n$n" -f -o "node=$n,keyfile=$DIR/vol.key" >>"$DIR/n$n.log" 2>&1 &
 		PIDS+=($!)
 	done
 	for ((n = 0; n < $1; n++)); do
@@ -54,17 +54,17 @@ umount_nodes() {
 fresh() {
 	rm -rf "$DIR"
 	mkdir -p "$DIR"
-	"$BIN/mkfs.peerfs" -q -s 2G -n 8 -k "$DIR/vol.key" "$IMG" >/dev/null 2>&1 ||
-		"$BIN/mkfs.peerfs" -s 2G -n 8 -k "$DIR/vol.key" "$IMG" >/dev/null
+	"$BIN/mkfs.peerfs" -s 2G -n 8 -k "$DIR/vol.key" "$IMG" >/dev/null
 }
 
+PFSBENCH=$BIN/bench/pfsbench
+mkdir -p "$BIN/bench"
+[[ -x $PFSBENCH ]] || cc -O2 -Wall -Wextra -Werror -std=gnu11 -o "$PFSBENCH" "$(dirname "$0")/pfsbench.c"
+
 creator() {
-	local d=$1 i
+	local d=$1
 	mkdir "$d"
-	head -c 4096 /dev/urandom >"$DIR/blob"
-	for ((i = 0; i < FILES; i++)); do
-		cp "$DIR/blob" "$d/f$i"
-	done
+	"$PFSBENCH" smallwrite "$d" "$FILES" 4096 >/dev/null
 	sync -f "$d"
 }
 
