@@ -685,6 +685,7 @@ static void inode_cache_free(struct pfs_fs *fs)
 		struct inode *ip = fs->itab[i];
 		while (ip) {
 			struct inode *next = ip->hnext;
+			gl_free_names(ip);
 			free(ip);
 			ip = next;
 		}
