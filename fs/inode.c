@@ -295,6 +295,23 @@ static void inode_drop(struct pfs_fs *fs, struct inode *ip)
 	free(ip);
 }
 
+struct inode *inode_ready_to_delete(struct pfs_fs *fs, uint64_t ino, int *err)
+{
+	*err = 0;
+	struct inode *ip = itab_find(fs, ino);
+	if (!ip || ip->gone || fs->fenced)
+		return ip;
+	struct inode *tmp;
+	int e = inode_get_ex(fs, ino, &tmp);
+	if (e == -ERESTART) {
+		*err = e;
+		return NULL;
+	}
+	if (!e)
+		inode_put(fs, tmp);     /* the caller's reference keeps it cached */
+	return itab_find(fs, ino);
+}
+
 int inode_get_ex(struct pfs_fs *fs, uint64_t ino, struct inode **out)
 {
 	if (!ino_valid(fs, ino))

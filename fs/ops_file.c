@@ -89,17 +89,11 @@ static int close_inode(struct pfs_fs *fs, fuse_ino_t ino)
 	if (!ip)
 		return 0;
 	PFS_BUG_ON(ip->nopen == 0);
-	if (ip->nopen == 1 && ip->nlookup == 0 && ip->ref == 0 && !ip->gone && !fs->fenced) {
-		/* The close may delete it: EX and a fresh copy first (G3). */
-		struct inode *tmp;
-		int err = inode_get_ex(fs, ino, &tmp);
-		if (err == -ERESTART)
-			return err;
-		if (!err)
-			inode_put(fs, tmp);     /* nopen > 0: stays cached */
-		ip = inode_peek(fs, ino);
+	if (ip->nopen == 1 && ip->nlookup == 0 && ip->ref == 0) {
+		int err;                        /* the close may delete it */
+		ip = inode_ready_to_delete(fs, ino, &err);
 		if (!ip)
-			return 0;
+			return err;
 	}
 	ip->ref++;
 	ip->nopen--;

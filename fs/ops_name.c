@@ -183,18 +183,11 @@ static int forget_one(struct pfs_fs *fs, uint64_t ino, uint64_t n)
 	struct inode *ip = inode_peek(fs, ino);
 	if (!ip)
 		return 0;
-	if (ip->nlookup <= n && ip->nopen == 0 && ip->ref == 0 && !ip->gone && !fs->fenced) {
-		/* This forget may delete it: its lock in EX and a fresh copy
-		 * first (glock.c G3, G4). */
-		struct inode *tmp;
-		int err = inode_get_ex(fs, ino, &tmp);
-		if (err == -ERESTART)
-			return err;
-		if (!err)
-			inode_put(fs, tmp);     /* nlookup > 0: stays cached */
-		ip = inode_peek(fs, ino);
+	if (ip->nlookup <= n && ip->nopen == 0 && ip->ref == 0) {
+		int err;                        /* the forget may delete it */
+		ip = inode_ready_to_delete(fs, ino, &err);
 		if (!ip)
-			return 0;
+			return err;
 	}
 	ip->ref++;
 	ip->nlookup -= PFS_MIN(n, ip->nlookup);

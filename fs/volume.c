@@ -207,7 +207,7 @@ static int read_meta_direct(struct pfs_fs *fs, uint64_t blk, uint32_t magic, voi
 }
 
 /* V2: is the heartbeat of slot s moving?  1 yes, 0 no, <0 error. */
-static int slot_heartbeat_live(struct pfs_fs *fs, uint32_t s)
+int vol_slot_heartbeat_live(struct pfs_fs *fs, uint32_t s)
 {
 	uint8_t *blk = aligned_alloc(PFS_BLOCK_SIZE, PFS_BLOCK_SIZE);
 	if (!blk)
@@ -279,7 +279,7 @@ static int slot_try_claim(struct pfs_fs *fs, uint32_t s, bool explicit_choice)
 			err = -EBUSY;
 			goto out_unlock;
 		}
-		int live = slot_heartbeat_live(fs, s);
+		int live = vol_slot_heartbeat_live(fs, s);
 		if (live < 0) {
 			err = live;
 			goto out_unlock;

@@ -182,6 +182,9 @@ int vol_slot_lock(struct pfs_fs *fs, uint32_t s);
 void vol_slot_unlock(struct pfs_fs *fs, uint32_t s);
 int vol_slot_read(struct pfs_fs *fs, uint32_t s, struct pfs_slot *out);
 int vol_slot_write_direct(struct pfs_fs *fs, uint32_t s, const struct pfs_slot *rec);
+/* V2: does slot s's disk heartbeat move (watched for two periods)?  1 yes,
+ * 0 no, <0 error. */
+int vol_slot_heartbeat_live(struct pfs_fs *fs, uint32_t s);
 int vol_check_super(const struct pfs_super *sb, uint64_t dev_blocks);
 void fs_fence(struct pfs_fs *fs, int err, const char *why);
 static inline int fs_check_fenced(struct pfs_fs *fs) { return fs->fenced; }
@@ -257,6 +260,11 @@ void inode_put(struct pfs_fs *fs, struct inode *ip);
 struct inode *inode_peek(struct pfs_fs *fs, uint64_t ino);
 /* Another node may have changed inodes first..first+n-1 (glock.c G4). */
 void inode_mark_stale(struct pfs_fs *fs, uint64_t first, unsigned n);
+/* Before dropping the last kernel or open reference of a cached inode
+ * (which may delete it): its lock in EX and a fresh copy (glock.c G3,
+ * G4).  Returns the cached inode (NULL if gone from the cache) or NULL
+ * with *err = -ERESTART. */
+struct inode *inode_ready_to_delete(struct pfs_fs *fs, uint64_t ino, int *err);
 /* inode_get, with the inode's cluster lock in EX (for a change). */
 int inode_get_ex(struct pfs_fs *fs, uint64_t ino, struct inode **out);
 /* Encode ip into its inode-table block (crc, transaction). */

@@ -82,6 +82,24 @@ static void set_phase(struct peer_stats *st, int phase, uint64_t t0)
 	st->phase_ms[phase] = ms_since(t0);
 }
 
+/* After the backout: slot s is FREE, its registration record cleared,
+ * its generation at least the log's (V3 of volume.c), durably. */
+static int slot_set_free(struct pfs_fs *fs, uint32_t s, uint64_t log_gen)
+{
+	struct pfs_slot rec;
+	int err = vol_slot_read(fs, s, &rec);   /* the backout may restore it */
+	if (err)
+		return err;
+	if (log_gen > le64_to_cpu(rec.generation))
+		rec.generation = cpu_to_le64(log_gen);
+	rec.state = cpu_to_le32(PFS_SLOT_FREE);
+	rec.reg_status = cpu_to_le32(PFS_REG_INACTIVE);
+	rec.reg_counterpart = 0;
+	rec.reg_lease_expiry_ns = 0;
+	rec.owner_pid = 0;
+	return vol_slot_write_direct(fs, s, &rec);
+}
+
 int peer_recover(struct pfs_fs *fs, uint32_t dead, struct peer_stats *st)
 {
 	struct coord *c = gl_coord(fs);
@@ -158,19 +176,11 @@ int peer_recover(struct pfs_fs *fs, uint32_t dead, struct peer_stats *st)
 	if (err)
 		goto out_lost;
 	t = pfs_now_mono_ns();
-	err = vol_slot_read(fs, dead, &rec);            /* the backout may restore it */
+	err = slot_set_free(fs, dead, log_gen);
+	if (err == -EIO)
+		goto out_fence;
 	if (err)
 		goto out_unlock_slot;
-	if (log_gen > le64_to_cpu(rec.generation))
-		rec.generation = cpu_to_le64(log_gen);  /* V3: never reuse it */
-	rec.state = cpu_to_le32(PFS_SLOT_FREE);
-	rec.reg_status = cpu_to_le32(PFS_REG_INACTIVE);
-	rec.reg_counterpart = 0;
-	rec.reg_lease_expiry_ns = 0;
-	rec.owner_pid = 0;
-	err = vol_slot_write_direct(fs, dead, &rec);
-	if (err)
-		goto out_fence;
 	struct coord_node_info ni;
 	if (coord_node_info(c, dead, &ni) == 0)
 		st->locks_released = ni.retained_locks;
@@ -234,16 +244,10 @@ int peer_recover_unowned_slot(struct pfs_fs *fs, uint32_t s)
 		goto out_unlock;
 	/* V2 of volume.c: a heartbeat that still moves is a node of another
 	 * host, alive. */
-	uint64_t seq0 = 0, seq1 = 0;
-	err = vol_read_heartbeat(fs, s, &seq0);
-	if (err)
-		goto out_unlock;
-	usleep((useconds_t)(fs->opts.heartbeat_ms * 2 + 200) * 1000u);
-	err = vol_read_heartbeat(fs, s, &seq1);
-	if (err)
-		goto out_unlock;
-	if (seq1 != seq0) {
-		err = -EBUSY;
+	err = vol_slot_heartbeat_live(fs, s);
+	if (err) {
+		if (err > 0)
+			err = -EBUSY;
 		goto out_unlock;
 	}
 	uint64_t t0 = pfs_now_mono_ns(), log_gen = 0;
@@ -253,17 +257,7 @@ int peer_recover_unowned_slot(struct pfs_fs *fs, uint32_t s)
 			       &log_gen);
 	if (err)
 		goto out_unlock;
-	err = vol_slot_read(fs, s, &rec);
-	if (err)
-		goto out_unlock;
-	if (log_gen > le64_to_cpu(rec.generation))
-		rec.generation = cpu_to_le64(log_gen);
-	rec.state = cpu_to_le32(PFS_SLOT_FREE);
-	rec.reg_status = cpu_to_le32(PFS_REG_INACTIVE);
-	rec.reg_counterpart = 0;
-	rec.reg_lease_expiry_ns = 0;
-	rec.owner_pid = 0;
-	err = vol_slot_write_direct(fs, s, &rec);
+	err = slot_set_free(fs, s, log_gen);
 	if (!err)
 		pfs_info("slot %u: recovered in %.1f ms; its slot is free", s, ms_since(t0));
 out_unlock:
@@ -286,11 +280,7 @@ int peer_recover_node(struct pfs_fs *fs, uint32_t n, struct peer_stats *st)
 		return peer_recover_unowned_slot(fs, n);
 	if (ni.state == COORD_LIVE) {
 		/* Only a node that is silent at the coordinator and on disk. */
-		uint64_t seq0 = 0, seq1 = 0;
-		vol_read_heartbeat(fs, n, &seq0);
-		usleep((useconds_t)(fs->opts.heartbeat_ms * 2 + 200) * 1000u);
-		vol_read_heartbeat(fs, n, &seq1);
-		if (seq0 != seq1) {
+		if (vol_slot_heartbeat_live(fs, n) != 0) {
 			pfs_err("node %u is alive: its disk heartbeat advances", n);
 			return -EBUSY;
 		}
