@@ -25,6 +25,11 @@
  *       nothing across a crash.  Reads prefer such a dirty cached block.
  *       Blocks newly allocated (or unwritten) need no before-image: if
  *       the transaction is backed out they are free again.
+ *   F5. A block has one newest copy: once cached, every write of it goes
+ *       through the cache until commit, including a block the running
+ *       transaction allocated (a request that also overwrites committed
+ *       blocks caches the whole range); only an uncached new block is
+ *       written directly.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,53 +73,68 @@ static bool undo_data(const struct pfs_fs *fs)
 	return fs->opts.data_mode == PFS_DATA_UNDO && fs->jnl;
 }
 
+/* Write the bytes [from, to) of the request directly in place: blocks the
+ * running transaction allocated (tx.c T7) that are not cached. */
+static int data_write_direct(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff,
+			     const char *src, size_t from, size_t to)
+{
+	int err = bio_pwrite(fs->dev, pblk * PFS_BLOCK_SIZE + inoff + from, to - from,
+			     src ? src + from : (const char *)zero_block);
+	if (err)
+		fs_fence(fs, err, "data write failed");
+	return err;
+}
+
 /* Overwrite n bytes at byte inoff of committed data starting at block
- * pblk (F4).  Under data=undo each block goes through the cache: the old
+ * pblk (F4).  Under data=undo a block goes through the cache: the old
  * contents of the blocks not cached yet are read in one request (they are
- * the before-images), then changed under the transaction. */
+ * the before-images), then changed under the transaction.  A block the
+ * running transaction allocated needs no before-image (tx.c T7) and is
+ * written directly, unless it is cached already: then the cached copy
+ * is the newest and a direct write would be overwritten by it at commit
+ * (F5). */
 static int data_overwrite(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff,
 			  const char *src, size_t n)
 {
 	int err;
-	if (!undo_data(fs)) {
-		err = bio_pwrite(fs->dev, pblk * PFS_BLOCK_SIZE + inoff, n, src);
-		if (err)
-			fs_fence(fs, err, "data write failed");
-		return err;
-	}
+	if (!undo_data(fs))
+		return data_write_direct(fs, pblk, inoff, src, 0, n);
 	uint64_t first = pblk + (inoff >> PFS_BLOCK_SHIFT);
 	uint64_t nblk = ((inoff + n - 1) >> PFS_BLOCK_SHIFT) - (inoff >> PFS_BLOCK_SHIFT) + 1;
-	if (tx_block_is_new(fs, first) && tx_block_is_new(fs, first + nblk - 1)) {
-		/* Allocated by this transaction (tx.c T7): written directly,
-		 * like fresh blocks, and never cached. */
-		bool all = true;
-		for (uint64_t b = first + 1; all && b + 1 < first + nblk; b++)
-			all = tx_block_is_new(fs, b);
-		if (all) {
-			err = bio_pwrite(fs->dev, pblk * PFS_BLOCK_SIZE + inoff, n,
-					 src ? src : (const char *)zero_block);
-			if (err)
-				fs_fence(fs, err, "data write failed");
-			return err;
-		}
-	}
 	uint8_t *old = NULL;
-	if (nblk > 1) {
-		old = scratch_get(fs, nblk * PFS_BLOCK_SIZE);
-		if (!old)
-			return -ENOMEM;
-		err = bio_read(fs->dev, first, (uint32_t)nblk, old);
-		if (err)
-			return err;
-	}
-	size_t done = 0;
+	bool old_read = false;
+	size_t done = 0, run = 0;
+	bool in_run = false;
 	err = 0;
 	while (done < n) {
 		uint64_t b = pblk + ((inoff + done) >> PFS_BLOCK_SHIFT);
 		uint32_t o = (uint32_t)((inoff + done) & (PFS_BLOCK_SIZE - 1));
 		size_t k = PFS_MIN((size_t)(PFS_BLOCK_SIZE - o), n - done);
 		struct buf *bp = bcache_peek(fs->bc, b);
-		if (!bp && old) {
+		if (!bp && tx_block_is_new(fs, b)) {
+			if (!in_run) {
+				in_run = true;
+				run = done;
+			}
+			done += k;
+			continue;
+		}
+		if (in_run) {
+			in_run = false;
+			err = data_write_direct(fs, pblk, inoff, src, run, done);
+			if (err)
+				break;
+		}
+		if (!bp && nblk > 1 && !old_read) {
+			old = scratch_get(fs, nblk * PFS_BLOCK_SIZE);
+			if (!old)
+				return -ENOMEM;
+			err = bio_read(fs->dev, first, (uint32_t)nblk, old);
+			if (err)
+				return err;
+			old_read = true;
+		}
+		if (!bp && old_read) {
 			err = bcache_get_new(fs->bc, b, BUF_DATA, &bp);
 			if (!err)
 				memcpy(buf_data(bp), old + (b - first) * PFS_BLOCK_SIZE, PFS_BLOCK_SIZE);
@@ -131,6 +151,8 @@ static int data_overwrite(struct pfs_fs *fs, uint64_t pblk, uint64_t inoff,
 			break;
 		done += k;
 	}
+	if (!err && in_run)
+		err = data_write_direct(fs, pblk, inoff, src, run, done);
 	return err;
 }
 
