@@ -830,3 +830,64 @@ void gl_stats(struct pfs_fs *fs, struct gl_stats *st)
 	st->late = gl->n_late;
 	pthread_mutex_unlock(&gl->mu);
 }
+
+/* ---- opens across nodes (inode.c I5) ---- */
+
+static uint64_t gl_res_open(uint64_t ino)
+{
+	return coord_res(COORD_RES_OPEN, ino);
+}
+
+/* OPEN locks are not cached glocks: nobody ever waits for one (EX is only
+ * tried, and SH conflicts only with an EX that comes with the inode's
+ * lock held EX, which the holder of SH holds), so no peer asks for them
+ * and they are released by the close itself. */
+int gl_open_hold(struct pfs_fs *fs, uint64_t ino)
+{
+	struct pfs_glocks *gl = fs->gl;
+	if (!gl)
+		return 0;
+	int err = coord_lock(gl->coord, gl_res_open(ino), COORD_SH, 0);
+	if (err == -ESTALE) {
+		fs_fence(fs, err, "this node was declared dead by its peers");
+		return -EIO;
+	}
+	if (err == -ETIMEDOUT) {
+		/* An EX without the inode's lock: I5 is broken somewhere. */
+		pfs_err("inode %llu: open lock held exclusively by a peer",
+			(unsigned long long)ino);
+		return -EIO;
+	}
+	return err;
+}
+
+void gl_open_drop(struct pfs_fs *fs, uint64_t ino)
+{
+	struct pfs_glocks *gl = fs->gl;
+	if (!gl || fs->fenced)          /* G2: a fenced node releases nothing */
+		return;
+	int err = coord_unlock(gl->coord, gl_res_open(ino));
+	if (err && err != -ENOENT)
+		pfs_warn("inode %llu: open lock not released (%s)",
+			 (unsigned long long)ino, strerror(-err));
+}
+
+int gl_open_excl(struct pfs_fs *fs, uint64_t ino)
+{
+	struct pfs_glocks *gl = fs->gl;
+	if (!gl)
+		return 0;
+	int err = coord_lock(gl->coord, gl_res_open(ino), COORD_EX, 0);
+	if (err == -ETIMEDOUT)
+		return -EBUSY;
+	if (err == -ESTALE) {
+		fs_fence(fs, err, "this node was declared dead by its peers");
+		return -EIO;
+	}
+	return err;
+}
+
+void gl_open_unexcl(struct pfs_fs *fs, uint64_t ino)
+{
+	gl_open_drop(fs, ino);
+}

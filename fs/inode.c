@@ -23,6 +23,19 @@
  *       reused number gets a new generation (NFS-style stale handles).
  *   I4. Bytes of the last block past i_size are zero on disk, so growing
  *       a file by truncate or by a write past EOF exposes zeros.
+ *   I5. Open across nodes.  A node holds the cluster lock OPEN(ino) SH
+ *       while it has the inode open (nopen > 0: open files, directories
+ *       and mappings).  An unlinked inode is deleted only under OPEN(ino)
+ *       EX, taken without waiting (gl_open_excl) while the inode's lock is
+ *       held EX, so an open elsewhere (which needs the inode's lock
+ *       first) cannot start meanwhile.  When a peer still has it open the
+ *       inode stays on the orphan list of the slot that removed its last
+ *       name (orphan_slot) and that node retries (orphan_retry_remote,
+ *       with backoff) until the peers closed it; the locks of a dead
+ *       peer's opens go at its recovery.  Only the slot named by
+ *       orphan_slot deletes an orphan: a peer's last close just forgets
+ *       it.  At unmount such orphans stay on the list for the slot's
+ *       next mount (orphan_recover).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -89,6 +102,7 @@ int inode_decode(const struct pfs_inode *di, uint64_t ino, uint32_t seed, struct
 	ip->rdev = le32_to_cpu(di->rdev);
 	ip->xattr_blk = le64_to_cpu(di->xattr_blk);
 	ip->orphan_next = le64_to_cpu(di->orphan_next);
+	ip->orphan_slot = le32_to_cpu(di->orphan_slot);
 	ip->parent = le64_to_cpu(di->parent);
 	ip->tree_root = le64_to_cpu(di->tree_root);
 	ip->n_inline = le32_to_cpu(di->n_inline);
@@ -121,6 +135,7 @@ void inode_encode(const struct inode *ip, struct pfs_inode *di, uint32_t seed)
 	di->rdev = cpu_to_le32(ip->rdev);
 	di->xattr_blk = cpu_to_le64(ip->xattr_blk);
 	di->orphan_next = cpu_to_le64(ip->orphan_next);
+	di->orphan_slot = cpu_to_le32(ip->orphan_slot);
 	di->parent = cpu_to_le64(ip->parent);
 	di->tree_root = cpu_to_le64(ip->tree_root);
 	di->n_inline = cpu_to_le32(ip->n_inline);
@@ -416,6 +431,21 @@ int inode_new(struct pfs_fs *fs, struct inode *dir, uint32_t mode,
 	ip->parent = is_dir && dir ? dir->ino : 0;
 	inode_touch(ip, true, true, true);
 	ip->btime = ip->ctime;
+	/* A peer deleted the inode this number last named while our kernel
+	 * still referred to it (gone): the kernel's references to the old
+	 * node id carry over, as its forgets will come under the same id.
+	 * An open one cannot have been deleted (I5). */
+	struct inode *prev = itab_find(fs, ino);
+	if (prev) {
+		if (prev->nopen || prev->ref) {
+			pfs_err("inode %llu: allocated while still in use here",
+				(unsigned long long)ino);
+			err = -EUCLEAN;
+			goto out_free_ip;
+		}
+		ip->nlookup = prev->nlookup;
+		inode_drop(fs, prev);
+	}
 	err = itab_insert(fs, ip);
 	if (err)
 		goto out_free_ip;
@@ -516,6 +546,7 @@ int orphan_add(struct pfs_fs *fs, struct inode *ip)
 	if (ip->flags & PFS_IF_ORPHAN)
 		return 0;
 	ip->orphan_next = fs->orphan_head;
+	ip->orphan_slot = fs->slot;                             /* I5 */
 	ip->flags |= PFS_IF_ORPHAN;
 	int err = inode_write(fs, ip);
 	if (err)
@@ -536,7 +567,7 @@ int orphan_remove(struct pfs_fs *fs, struct inode *ip)
 		err = -EUCLEAN;
 		while (cur && guard++ < 10000000) {
 			struct inode *p;
-			int e = inode_get(fs, cur, &p);
+			int e = inode_get_ex(fs, cur, &p);      /* G1: written */
 			if (e) {
 				err = e;
 				break;
@@ -558,14 +589,58 @@ int orphan_remove(struct pfs_fs *fs, struct inode *ip)
 		return err;
 	ip->flags &= ~PFS_IF_ORPHAN;
 	ip->orphan_next = 0;
+	ip->orphan_slot = 0;
 	return inode_write(fs, ip);
 }
 
-/* Free everything of an unlinked inode with no users left (I2, I3). */
+static int inode_wipe(struct pfs_fs *fs, struct inode *ip);
+
+int inode_open_ref(struct pfs_fs *fs, struct inode *ip)
+{
+	if (ip->nopen == 0) {
+		int err = gl_open_hold(fs, ip->ino);            /* I5 */
+		if (err)
+			return err;
+	}
+	ip->nopen++;
+	return 0;
+}
+
+void inode_open_unref(struct pfs_fs *fs, struct inode *ip)
+{
+	PFS_BUG_ON(ip->nopen == 0);
+	if (--ip->nopen == 0)
+		gl_open_drop(fs, ip->ino);                      /* I5 */
+}
+
+/* Free everything of an unlinked inode with no users left (I2, I3, I5). */
 int inode_evict_if_dead(struct pfs_fs *fs, struct inode *ip)
 {
 	if (ip->nlink > 0 || ip->nlookup > 0 || ip->nopen > 0 || ip->ref > 1)
 		return 0;
+	if ((ip->flags & PFS_IF_ORPHAN) && ip->orphan_slot != fs->slot)
+		return 0;                       /* I5: that slot deletes it */
+	int err = gl_open_excl(fs, ip->ino);
+	if (err == -EBUSY) {
+		/* I5: open on a peer; ours to delete once it closed. */
+		err = orphan_add(fs, ip);
+		if (!err)
+			orphan_wait_add(fs, ip->ino);
+		return err;
+	}
+	if (err)
+		return err;
+	err = inode_wipe(fs, ip);
+	gl_open_unexcl(fs, ip->ino);
+	if (!err)
+		orphan_wait_del(fs, ip->ino);
+	return err;
+}
+
+/* Free the blocks, xattrs, number and list entry of an unlinked inode
+ * nobody uses (I2, I3), under OPEN(ino) EX (I5). */
+static int inode_wipe(struct pfs_fs *fs, struct inode *ip)
+{
 	int err;
 	if (S_ISDIR(ip->mode))
 		err = dir_destroy(fs, ip);
@@ -600,33 +675,128 @@ int inode_evict_if_dead(struct pfs_fs *fs, struct inode *ip)
 }
 
 /* Finish deletions interrupted by a crash or an unmount with open
- * unlinked files (I2).  Runs at mount, before any request. */
+ * unlinked files (I2); an orphan a peer still has open stays listed and
+ * is retried (I5).  Runs at mount, before any request. */
 int orphan_recover(struct pfs_fs *fs)
 {
-	uint64_t n = 0, limit = (uint64_t)fs->ngroups * fs->ipg;
-	while (fs->orphan_head) {
+	uint64_t n = 0, kept = 0, limit = (uint64_t)fs->ngroups * fs->ipg;
+	uint64_t cur = fs->orphan_head;
+	while (cur) {
 		struct inode *ip;
-		uint64_t ino = fs->orphan_head;
-		int err = inode_get(fs, ino, &ip);
+		int err = inode_get_ex(fs, cur, &ip);
 		if (err) {
 			pfs_err("orphan list: inode %llu unreadable (%d)",
-				(unsigned long long)ino, err);
+				(unsigned long long)cur, err);
 			return err;
 		}
 		if (!(ip->flags & PFS_IF_ORPHAN) || ++n > limit) {
 			/* A list that does not hold together: drop it rather
 			 * than guess; fsck reclaims what it held. */
 			pfs_err("orphan list: inode %llu is not an orphan (or the list loops); "
-				"list dropped, run fsck.peerfs", (unsigned long long)ino);
+				"list dropped, run fsck.peerfs", (unsigned long long)cur);
 			inode_put(fs, ip);
 			return slot_set_orphan_head(fs, 0);
 		}
-		err = orphan_remove(fs, ip);
-		inode_put(fs, ip);          /* nlink 0: the last ref deletes it (I2) */
-		if (err)
-			return err;
+		uint64_t next = ip->orphan_next;
+		ip->orphan_slot = fs->slot;     /* on our list: ours (I5) */
+		if (ip->nlink > 0) {
+			err = orphan_remove(fs, ip);   /* linked again: not an orphan */
+			inode_put(fs, ip);
+			if (err)
+				return err;
+		} else {
+			size_t waiting = fs->nowait;
+			inode_put(fs, ip);      /* nlink 0: the last ref deletes it (I2) */
+			kept += fs->nowait > waiting;
+		}
+		cur = next;
 	}
 	if (n)
-		pfs_info("orphan list: %llu inodes reclaimed", (unsigned long long)n);
+		pfs_info("orphan list: %llu inodes reclaimed, %llu still open on peers",
+			 (unsigned long long)(n - kept), (unsigned long long)kept);
 	return 0;
 }
+
+/* ---- orphans open on peers (I5) ---- */
+
+#define OWAIT_FIRST_MS  500
+#define OWAIT_MAX_MS    30000
+
+void orphan_wait_add(struct pfs_fs *fs, uint64_t ino)
+{
+	for (size_t i = 0; i < fs->nowait; i++)
+		if (fs->owait[i].ino == ino)
+			return;
+	if (fs->nowait == fs->owait_cap) {
+		size_t cap = fs->owait_cap ? 2 * fs->owait_cap : 16;
+		struct orphan_wait *v = realloc(fs->owait, cap * sizeof(*v));
+		if (!v) {
+			pfs_warn("inode %llu: open on a peer and no memory to retry; "
+				 "it stays an orphan until the next mount",
+				 (unsigned long long)ino);
+			return;
+		}
+		fs->owait = v;
+		fs->owait_cap = cap;
+	}
+	fs->owait[fs->nowait++] = (struct orphan_wait){
+		.ino = ino,
+		.due_ns = pfs_now_mono_ns() + OWAIT_FIRST_MS * 1000000ull,
+		.backoff_ms = OWAIT_FIRST_MS,
+	};
+}
+
+void orphan_wait_del(struct pfs_fs *fs, uint64_t ino)
+{
+	for (size_t i = 0; i < fs->nowait; i++) {
+		if (fs->owait[i].ino == ino) {
+			fs->owait[i] = fs->owait[--fs->nowait];
+			return;
+		}
+	}
+}
+
+/* One retry of an orphan a peer had open; under fs->lock. */
+static void orphan_retry_one_locked(struct pfs_fs *fs, uint64_t ino)
+{
+	struct inode *ip;
+	fs->op_changed = false;
+	tx_op_begin(fs);
+	int err = inode_get_ex(fs, ino, &ip);
+	if (!err) {
+		if (ip->nlink != 0 || !(ip->flags & PFS_IF_ORPHAN) || ip->orphan_slot != fs->slot)
+			orphan_wait_del(fs, ino);       /* not ours to delete any more */
+		inode_put(fs, ip);                      /* retries the deletion */
+	} else if (err == -ESTALE) {
+		orphan_wait_del(fs, ino);
+	}
+	tx_op_end(fs);
+}
+
+void orphan_retry_remote(struct pfs_fs *fs)
+{
+	uint64_t due[8];
+	size_t n = 0;
+	uint64_t now = pfs_now_mono_ns();
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < fs->nowait && n < 8 && !fs->fenced; i++) {
+		struct orphan_wait *w = &fs->owait[i];
+		if (w->due_ns > now)
+			continue;
+		due[n++] = w->ino;
+		w->due_ns = now + (uint64_t)w->backoff_ms * 1000000ull;
+		w->backoff_ms = PFS_MIN(2 * w->backoff_ms, (uint32_t)OWAIT_MAX_MS);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	for (size_t i = 0; i < n; i++) {
+		/* Ask for the inode's lock without fs->lock (glock.c G3). */
+		gl_acquire(fs, gl_res_inode(due[i]), COORD_EX, 200);
+		pthread_mutex_lock(&fs->lock);
+		if (!fs->fenced)
+			orphan_retry_one_locked(fs, due[i]);
+		pthread_mutex_unlock(&fs->lock);
+		gl_op_done(fs);
+	}
+}
+

@@ -23,11 +23,12 @@
 
 static void open_undo(struct pfs_fs *fs, fuse_ino_t ino);
 
-static void open_inode(struct inode *ip, struct fuse_file_info *fi)
+static int open_inode(struct pfs_fs *fs, struct inode *ip, struct fuse_file_info *fi)
 {
-	ip->nopen++;
+	int err = inode_open_ref(fs, ip);
 	fi->fh = ip->ino;
 	fi->keep_cache = 0;
+	return err;
 }
 
 void ops_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -40,8 +41,9 @@ again:;
 	tx_op_begin(fs);
 	int err = ops_make_node(fs, req, parent, name, S_IFREG | (mode & 07777), 0, NULL, &ip);
 	if (!err) {
-		open_inode(ip, fi);
-		ops_fill_entry(fs, ip, &e);
+		err = open_inode(fs, ip, fi);
+		if (!err)
+			ops_fill_entry(fs, ip, &e);
 		inode_put(fs, ip);
 	}
 	tx_op_end(fs);
@@ -73,7 +75,7 @@ again:;
 		tx_op_end(fs);
 	}
 	if (!err)
-		open_inode(ip, fi);
+		err = open_inode(fs, ip, fi);
 	inode_put(fs, ip);
 	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
@@ -96,7 +98,7 @@ static int close_inode(struct pfs_fs *fs, fuse_ino_t ino)
 			return err;
 	}
 	ip->ref++;
-	ip->nopen--;
+	inode_open_unref(fs, ip);
 	tx_op_begin(fs);
 	inode_put(fs, ip);               /* deletes an unlinked inode (I2) */
 	tx_op_end(fs);
@@ -249,7 +251,7 @@ again:;
 	if (!err && !S_ISDIR(ip->mode))
 		err = -ENOTDIR;
 	if (!err)
-		ip->nopen++;
+		err = inode_open_ref(fs, ip);
 	inode_put(fs, ip);
 	OPS_LEAVE_OR_RETRY(fs, err, again);
 	if (err)
@@ -475,3 +477,4 @@ again:;
 	else
 		fuse_reply_write(req, (size_t)done);
 }
+

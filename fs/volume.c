@@ -399,6 +399,9 @@ static void *hb_thread(void *arg)
 		}
 		if (gl_tick(fs, err == 0) > 0)
 			peer_kick(fs);
+		/* Unlinked files peers had open (inode.c I5); a hint read. */
+		if (__atomic_load_n(&fs->nowait, __ATOMIC_RELAXED))
+			orphan_retry_remote(fs);
 		pthread_mutex_lock(&hb->lock);
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -740,6 +743,7 @@ int fs_unmount(struct pfs_fs *fs)
 	alloc_fini(fs);
 	inode_cache_free(fs);
 	free(fs->scratch);
+	free(fs->owait);
 	if (!fs->opts.ro)
 		vol_slot_unlock(fs, fs->slot);
 	bcache_destroy(fs->bc);

@@ -39,9 +39,9 @@ static int slot_set_head(struct fsck *f, uint32_t s, uint64_t head)
 	return 0;
 }
 
-/* Set or clear an inode's orphan flag and link. */
-static int set_orphan(struct fsck *f, uint64_t ino, bool flag, bool keep_next,
-		      uint64_t next)
+/* Set (on slot's list) or clear an inode's orphan flag and link. */
+static int set_orphan(struct fsck *f, uint64_t ino, bool flag, uint32_t slot,
+		      bool keep_next, uint64_t next)
 {
 	struct pfs_inode *di;
 	struct buf *b;
@@ -51,6 +51,7 @@ static int set_orphan(struct fsck *f, uint64_t ino, bool flag, bool keep_next,
 		return err;
 	uint32_t flags = le32_to_cpu(di->flags);
 	di->flags = cpu_to_le32(flag ? flags | PFS_IF_ORPHAN : flags & ~PFS_IF_ORPHAN);
+	di->orphan_slot = cpu_to_le32(flag ? slot : 0);
 	if (!keep_next)
 		di->orphan_next = cpu_to_le64(next);
 	fsck_ino_dirty(f, b, di);
@@ -76,7 +77,7 @@ static int scan_list(struct fsck *f, uint32_t s)
 				return 0;
 			if (prev == 0)
 				return slot_set_head(f, s, 0);
-			return set_orphan(f, prev, true, false, 0);
+			return set_orphan(f, prev, true, s, false, 0);
 		}
 		r->state |= FI_ON_LIST;
 		r->orphan_slot = (uint16_t)(s + 1);
@@ -84,16 +85,24 @@ static int scan_list(struct fsck *f, uint32_t s)
 		if (err)
 			return err;
 		next = le64_to_cpu(di->orphan_next);
+		uint32_t named = le32_to_cpu(di->orphan_slot);
 		buf_put(b);
 		if (!(r->state & FI_ORPHAN_FLAG) &&
 		    fsck_problem(f, FSCK_FIX_SAFE,
 				 "inode %llu: on the orphan list of slot %u without "
 				 "the orphan flag", (unsigned long long)cur, s)) {
-			err = set_orphan(f, cur, true, true, 0);
+			err = set_orphan(f, cur, true, s, true, 0);
 			if (err)
 				return err;
 			r = fsck_itab_live(f, cur);
 			r->state |= FI_ORPHAN_FLAG;
+		} else if ((r->state & FI_ORPHAN_FLAG) && named != s &&
+			   fsck_problem(f, FSCK_FIX_SAFE,
+					"inode %llu: on the orphan list of slot %u but "
+					"names slot %u", (unsigned long long)cur, s, named)) {
+			err = set_orphan(f, cur, true, s, true, 0);
+			if (err)
+				return err;
 		}
 		prev = cur;
 		cur = next;
@@ -123,7 +132,7 @@ int fsck_orphans_scan(struct fsck *f)
 				  (unsigned long long)r->ino))
 			continue;
 		uint64_t ino = r->ino;
-		err = set_orphan(f, ino, false, false, 0);
+		err = set_orphan(f, ino, false, 0, false, 0);
 		if (err)
 			return err;
 		r = fsck_itab_find(f, ino);
@@ -170,7 +179,7 @@ int fsck_orphans_finish(struct fsck *f)
 			if (r->nlink == 0 && !(r->state & FI_REACHED))
 				err = fsck_ino_free(f, ino);
 			else
-				err = set_orphan(f, ino, false, false, 0);
+				err = set_orphan(f, ino, false, 0, false, 0);
 			if (err)
 				return err;
 			r = fsck_itab_find(f, ino);

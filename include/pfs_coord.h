@@ -132,6 +132,7 @@ struct coord;
 #define COORD_RES_GROUP  2ull  /* an allocation group's bitmaps */
 #define COORD_RES_SLOT   3ull  /* a node slot (its journal) */
 #define COORD_RES_FLOCK  4ull  /* reserved for cluster-wide flock */
+#define COORD_RES_OPEN   5ull  /* an inode is open on the holders (SH) */
 static inline uint64_t coord_res(uint64_t type, uint64_t id)
 {
 	return (type << COORD_RES_TYPE_SHIFT) | (id & ((1ull << COORD_RES_TYPE_SHIFT) - 1));

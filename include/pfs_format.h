@@ -279,7 +279,8 @@ struct pfs_inode {
 	le64 parent;                    /* 128: directories: parent inode */
 	le64 tree_root;                 /* 136: B+tree root (extents or dir) */
 	le32 n_inline;                  /* 144: inline extents in use */
-	le32 reserved0;                 /* 148 */
+	le32 orphan_slot;               /* 148: with PFS_IF_ORPHAN: the slot
+	                                 *      whose orphan list holds it */
 	le64 reserved1;                 /* 152 */
 	uint8_t inline_area[PFS_INLINE_SIZE]; /* 160: extents or symlink */
 };                                      /* 256 */

@@ -107,6 +107,11 @@ struct pfs_fs {
 
 	/* Orphans of this slot: protected by fs->lock. */
 	uint64_t orphan_head;
+	/* Orphans of this slot left because a peer still has them open
+	 * (inode.c I5), retried by orphan_retry_remote.  Protected by
+	 * fs->lock. */
+	struct orphan_wait { uint64_t ino; uint64_t due_ns; uint32_t backoff_ms; } *owait;
+	size_t nowait, owait_cap;
 
 	struct tx_state *tx;            /* journal/tx.c */
 	struct jnl *jnl;                /* journal/jnl.c; NULL when read-only */
@@ -155,6 +160,7 @@ struct inode {
 	uint32_t rdev;
 	uint64_t xattr_blk;
 	uint64_t orphan_next;
+	uint32_t orphan_slot;           /* with PFS_IF_ORPHAN */
 	uint64_t parent;
 	uint64_t tree_root;
 	uint32_t n_inline;
@@ -213,6 +219,14 @@ int gl_op_wait(struct pfs_fs *fs);
 int gl_acquire(struct pfs_fs *fs, uint64_t res, enum coord_mode mode, int timeout_ms);
 /* The request ended: unpin. */
 void gl_op_done(struct pfs_fs *fs);
+/* Opens across nodes (inode.c I5), under fs->lock.  hold/drop: OPEN(ino)
+ * SH while this node has the inode open (hold: 0 or an error, never a
+ * wait); excl: OPEN(ino) EX without waiting, -EBUSY while a peer (or a
+ * dead peer not yet recovered) has it open; unexcl releases it. */
+int gl_open_hold(struct pfs_fs *fs, uint64_t ino);
+void gl_open_drop(struct pfs_fs *fs, uint64_t ino);
+int gl_open_excl(struct pfs_fs *fs, uint64_t ino);
+void gl_open_unexcl(struct pfs_fs *fs, uint64_t ino);
 /* Remember that the kernel may cache name in directory dp. */
 void gl_note_name(struct pfs_fs *fs, struct inode *dp, const char *name);
 void gl_free_names(struct inode *ip);
@@ -292,9 +306,17 @@ int inode_tree_sync(struct inode_tree *it);
 int inode_decode(const struct pfs_inode *di, uint64_t ino, uint32_t seed, struct inode *ip);
 void inode_encode(const struct inode *ip, struct pfs_inode *di, uint32_t seed);
 uint64_t inode_table_block(const struct pfs_fs *fs, uint64_t ino, uint32_t *slot_in_block);
+/* An open file handle (or directory) of ip comes and goes (I5). */
+int inode_open_ref(struct pfs_fs *fs, struct inode *ip);
+void inode_open_unref(struct pfs_fs *fs, struct inode *ip);
 int orphan_add(struct pfs_fs *fs, struct inode *ip);
 int orphan_remove(struct pfs_fs *fs, struct inode *ip);
 int orphan_recover(struct pfs_fs *fs);
+/* Orphans of this slot that peers still had open (inode.c I5): remember,
+ * forget (under fs->lock), and retry the due ones (no lock held). */
+void orphan_wait_add(struct pfs_fs *fs, uint64_t ino);
+void orphan_wait_del(struct pfs_fs *fs, uint64_t ino);
+void orphan_retry_remote(struct pfs_fs *fs);
 
 /* ---- fs/extent.c: logical -> physical block maps ----
  * struct pfs_extent results are in the on-disk (little-endian) encoding. */
