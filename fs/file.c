@@ -30,6 +30,15 @@
  *       transaction allocated (a request that also overwrites committed
  *       blocks caches the whole range); only an uncached new block is
  *       written directly.
+ *   F6. With data=undo, a request that overwrites at least
+ *       RELOCATE_MIN_BLOCKS whole committed blocks (none of them cached or
+ *       new) writes them to newly allocated blocks instead, and moves the
+ *       extent map onto them: the old blocks are freed at commit (alloc.c
+ *       A5), so until then they still hold the committed data, and a
+ *       backout restores the map and the bitmaps from their before-images.
+ *       The request stays all or nothing, without reading or logging the
+ *       old data.  Small overwrites stay in place (F4), which keeps files
+ *       that see small random writes contiguous.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +52,7 @@
 #include "pfs_util.h"
 
 #define FILE_MAX_BYTES ((uint64_t)1 << 60)
+#define RELOCATE_MIN_BLOCKS 16u         /* F6: 64 KiB */
 
 static const uint8_t zero_block[PFS_BLOCK_SIZE] __attribute__((aligned(64)));
 
@@ -294,6 +304,84 @@ static uint64_t data_goal(struct pfs_fs *fs, struct inode *ip, uint64_t lblk)
 	return inode_table_block(fs, ip->ino, NULL) + fs->itb;
 }
 
+/* F6: may the n whole blocks at pblk be relocated rather than
+ * overwritten in place? */
+static bool relocatable(struct pfs_fs *fs, uint64_t pblk, uint64_t n)
+{
+	if (!undo_data(fs) || n < RELOCATE_MIN_BLOCKS)
+		return false;
+	for (uint64_t b = pblk; b < pblk + n; b++) {
+		if (tx_block_is_new(fs, b))
+			return false;
+		struct buf *bp = bcache_peek(fs->bc, b);
+		if (bp) {
+			buf_put(bp);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* F6: write n whole blocks of data for logical blocks lblk.. (mapped at
+ * pblk..) to new blocks and remap them.  Returns the blocks done; once the
+ * map was changed, a failure fences the node (the transaction must never
+ * commit half of it; the backout restores the old map). */
+static int64_t relocate_blocks(struct pfs_fs *fs, struct inode *ip, uint64_t lblk,
+			       uint64_t n, const char *src)
+{
+	uint64_t done = 0;
+	while (done < n) {
+		uint64_t start;
+		uint32_t got;
+		uint64_t want = PFS_MIN(n - done, (uint64_t)PFS_EXT_MAX_LEN);
+		int err = alloc_blocks(fs, data_goal(fs, ip, lblk + done), (uint32_t)want,
+				       &start, &got);
+		if (err)
+			return done ? (int64_t)done : err;    /* the rest in place */
+		err = write_fresh(fs, start, 0, src + done * PFS_BLOCK_SIZE,
+				  (size_t)got * PFS_BLOCK_SIZE);
+		if (err) {
+			alloc_free_blocks(fs, start, got);
+			return err;                         /* fenced by write_fresh */
+		}
+		err = extent_punch(fs, ip, lblk + done, got);   /* frees at commit */
+		if (!err)
+			err = extent_add(fs, ip, lblk + done, start, got, 0);
+		if (err) {
+			fs_fence(fs, err, "an overwrite failed while moving blocks");
+			return -EIO;
+		}
+		done += got;
+	}
+	return (int64_t)done;
+}
+
+/* Overwrite n bytes at byte inoff of the committed, written blocks from
+ * pblk on, mapped at logical block lblk: whole blocks by relocation when
+ * enough of them (F6), the rest in place (F4). */
+static int overwrite_mapped(struct pfs_fs *fs, struct inode *ip, uint64_t lblk,
+			    uint64_t pblk, uint32_t inoff, const char *src, size_t n)
+{
+	uint64_t b0 = inoff ? 1 : 0;                    /* first whole block */
+	uint64_t b1 = (inoff + n) >> PFS_BLOCK_SHIFT;   /* end of whole blocks */
+	if (b1 <= b0 || !relocatable(fs, pblk + b0, b1 - b0))
+		return data_overwrite(fs, pblk, inoff, src, n);
+	int err;
+	size_t head = (size_t)(b0 * PFS_BLOCK_SIZE - inoff);
+	if (head) {
+		err = data_overwrite(fs, pblk, inoff, src, head);
+		if (err)
+			return err;
+	}
+	int64_t moved = relocate_blocks(fs, ip, lblk + b0, b1 - b0, src + head);
+	if (moved < 0)
+		return (int)moved;
+	size_t at = head + (size_t)moved * PFS_BLOCK_SIZE;
+	if (at < n)     /* blocks not moved (no space) and the partial tail */
+		return data_overwrite(fs, pblk, inoff + at, src + at, n - at);
+	return 0;
+}
+
 ssize_t file_write(struct pfs_fs *fs, struct inode *ip, const char *buf, size_t size, off_t off)
 {
 	if (off < 0)
@@ -324,7 +412,7 @@ ssize_t file_write(struct pfs_fs *fs, struct inode *ip, const char *buf, size_t 
 					err = extent_mark_written(fs, ip, lblk,
 						PFS_DIV_ROUND_UP(inoff + n, PFS_BLOCK_SIZE));
 			} else {
-				err = data_overwrite(fs, pblk, inoff, buf + done, n);
+				err = overwrite_mapped(fs, ip, lblk, pblk, inoff, buf + done, n);
 			}
 			if (err)
 				break;

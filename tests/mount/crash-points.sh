@@ -304,6 +304,7 @@ sets=(
 	"create undo 30"
 	"rename-over undo 30"
 	"overwrite undo 30"
+	"relocate undo 20"
 	"truncate undo 25"
 	"unlink undo 20"
 	"hardlinks undo 20"

@@ -6,7 +6,7 @@
  *   crashwl [-s SEED] [-n SCALE] [-N OPS] [-t SECONDS] [-q] WORKLOAD DIR LOGFILE
  *   crashwl verify [-m undo|ordered] [-q] WORKLOAD DIR LOGFILE
  *
- * Workloads: create, rename-over, unlink, overwrite, truncate, mkdir-tree,
+ * Workloads: create, rename-over, unlink, overwrite, relocate, truncate, mkdir-tree,
  * hardlinks, xattrs, mixed.  DIR must exist and be empty; every operation
  * is made relative to a descriptor of DIR opened at the start, so once
  * the mount behind DIR is gone (killed daemon, lazy unmount) operations
@@ -94,6 +94,7 @@
  *   overwrite    the file equals its content after some prefix of the
  *                writes: each write request's range is all old or all
  *                new bytes (undo); fsync'd writes are present.
+ *   relocate     the same, with writes of 64 to 128 KiB (one request each).
  *   truncate     size and bytes are those after a prefix of the truncates
  *                and writes; bytes past a shrink that was later extended
  *                read as zeros.
@@ -132,6 +133,7 @@
 #include <sys/xattr.h>
 
 #define WR_MAX          28672u          /* largest write: one request */
+#define WR_BIG_MAX      (128u * 1024u)  /* relocate: page-aligned, one request */
 #define FILE_CAP        (256u * 1024u)  /* workloads keep files below */
 #define XATTR_BUDGET    3000u           /* bytes of xattr entries per inode */
 #define OUNLINK_BYTES   4096u
@@ -979,7 +981,8 @@ static char *new_name(const char *dir, const char *prefix)
 	return xasprintf("%s/%s%u", dir, prefix, k);
 }
 
-/* One write(2) of len <= WR_MAX bytes that is one FUSE request: the
+/* One write(2) that is one FUSE request (len <= WR_MAX, or page-aligned
+ * and <= WR_BIG_MAX after the split below): the
  * kernel ends a request after a partly written page that is not in its
  * page cache, so a write that starts inside a page and crosses into the
  * next goes as two writes, the first up to the page boundary. */
@@ -1169,6 +1172,31 @@ static void wl_overwrite(unsigned scale)
 		random_write(p);
 		if (rnd_below(4) == 0)
 			step(OP_FSYNC, p, NULL, 0, 0);
+	}
+	step(OP_FSYNC, "big", NULL, 0, 0);
+}
+
+/* Overwrites of 64 to 128 KiB (moved to new blocks under data=undo,
+ * fs/file.c F6), sometimes starting inside a page, mixed with small
+ * writes in place and fsyncs. */
+static void wl_relocate(unsigned scale)
+{
+	step(OP_CREATE, "big", NULL, 0, 0);
+	write_range("big", 0, FILE_CAP);
+	step(OP_FSYNC, ".", NULL, 0, 0);
+	for (unsigned it = 0; it < 40 * scale; it++) {
+		uint64_t c = rnd_below(10);
+		if (c < 6) {
+			uint64_t len = 4096 * (16 + rnd_below(17));
+			uint64_t off = 4096 * rnd_below((FILE_CAP - len) / 4096);
+			if (rnd_below(3) == 0)
+				off += 1 + rnd_below(4095);
+			wr("big", off, len);
+		} else if (c < 8) {
+			random_write("big");
+		} else {
+			step(OP_FSYNC, "big", NULL, 0, 0);
+		}
 	}
 	step(OP_FSYNC, "big", NULL, 0, 0);
 }
@@ -1442,6 +1470,7 @@ static const struct {
 	{ "rename-over", wl_rename_over },
 	{ "unlink", wl_unlink },
 	{ "overwrite", wl_overwrite },
+	{ "relocate", wl_relocate },
 	{ "truncate", wl_truncate },
 	{ "mkdir-tree", wl_mkdir_tree },
 	{ "hardlinks", wl_hardlinks },
@@ -1593,7 +1622,7 @@ static void read_log(const char *path, struct oplog *lg)
 				die(2, "%s:%u: bad number", path, lineno);
 			if (op_args[k].nnum > 1 && !parse_u64(tok[t++], &o->y))
 				die(2, "%s:%u: bad number", path, lineno);
-			if (o->kind == OP_WRITE && (o->y == 0 || o->y > WR_MAX))
+			if (o->kind == OP_WRITE && (o->y == 0 || o->y > WR_BIG_MAX))
 				die(2, "%s:%u: bad write length", path, lineno);
 			o->tino = -1;
 			lg->n = n;
@@ -2160,7 +2189,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: crashwl [-s SEED] [-n SCALE] [-N OPS] [-t SECONDS] [-q] WORKLOAD DIR LOGFILE\n"
 		"       crashwl verify [-m undo|ordered] [-c] [-q] WORKLOAD DIR LOGFILE\n"
-		"workloads: create rename-over unlink overwrite truncate mkdir-tree hardlinks\n"
+		"workloads: create rename-over unlink overwrite relocate truncate mkdir-tree hardlinks\n"
 		"           xattrs mixed\n"
 		"-N and -t bound the mixed workload (default -N 300*SCALE; -N 0 -t 0: until\n"
 		"an operation fails).  verify -c: the run was unmounted cleanly, so only the\n"
