@@ -187,7 +187,7 @@ struct coord;
 #define COORD_RES_INODE  1ull  /* an inode: attributes, data, entries */
 #define COORD_RES_GROUP  2ull  /* an allocation group's bitmaps */
 #define COORD_RES_SLOT   3ull  /* a node slot (its journal) */
-#define COORD_RES_FLOCK  4ull  /* reserved for cluster-wide flock */
+#define COORD_RES_FLOCK  4ull  /* unused: advisory locks have a table of their own */
 static inline uint64_t coord_res(uint64_t type, uint64_t id)
 {
 	return (type << COORD_RES_TYPE_SHIFT) | (id & ((1ull << COORD_RES_TYPE_SHIFT) - 1));
