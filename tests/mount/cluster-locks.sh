@@ -10,8 +10,9 @@
 #   3. F_SETLKW interrupted by a signal fails with EINTR.
 #   4. two processes on two nodes waiting for each other's ranges: one of
 #      them gets EDEADLK, the other then gets its lock.
-#   5. a node killed with SIGKILL while its processes hold locks: once
-#      node 0 has recovered it, the locks are gone.
+#   5. a node killed with SIGKILL while its processes hold locks
+#      (peerfsctl status lists them): once node 0 has recovered it, the
+#      locks are gone.
 #   6. unmount, fsck.
 # timeout: 120
 set -euo pipefail
@@ -21,6 +22,7 @@ pfs_require_peerfs
 pfs_require_root
 pfs_require_cmd fusermount3
 lt=$(pfs_tool locktool)
+ctl=$(pfs_bin peerfsctl)
 pfs_setup
 
 M0=$PFS_TEST_DIR/m0 M1=$PFS_TEST_DIR/m1
@@ -104,6 +106,13 @@ wait_out kholder holding
 expect_eq "$("$lt" "$M0/f" getlk:w:5:1)" "getlk:w:5:1 -> r 0 0 pid ${LT[kholder]}" \
 	"node 0 sees node 1's read lock"
 expect_eq "$("$lt" "$M0/f" flock:ex:nb)" "flock:ex:nb EAGAIN" "node 0 and node 1's flock"
+ino=$(stat -c %i "$M0/f")
+"$ctl" status "$PFS_IMAGE" | sed -n '/^advisory locks/,$p' >status
+cat status
+grep -Eq "^  inode $ino +node 1 +pid ${LT[kholder]} +flock +write +0-EOF" status ||
+	fail "peerfsctl status does not list node 1's flock"
+grep -Eq "^  inode $ino +node 1 +pid ${LT[kholder]} +fcntl +read +0-EOF" status ||
+	fail "peerfsctl status does not list node 1's fcntl lock"
 kill -KILL "${_PFS_PID[$M1]}"
 wait "${_PFS_PID[$M1]}" 2>/dev/null || true
 fusermount3 -uz "$M1" 2>/dev/null || umount -l "$M1"
