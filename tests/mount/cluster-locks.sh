@@ -11,8 +11,9 @@
 #   4. two processes on two nodes waiting for each other's ranges: one of
 #      them gets EDEADLK, the other then gets its lock.
 #   5. a node killed with SIGKILL while its processes hold locks
-#      (peerfsctl status lists them): once node 0 has recovered it, the
-#      locks are gone.
+#      (peerfsctl status lists them): while it is dead they stay; once
+#      it is recovered (node 0 runs recovery=manual: peerfsctl recover)
+#      they are gone.
 #   6. unmount, fsck.
 # timeout: 120
 set -euo pipefail
@@ -27,7 +28,7 @@ pfs_setup
 
 M0=$PFS_TEST_DIR/m0 M1=$PFS_TEST_DIR/m1
 fast=heartbeat_ms=100,dead_ms=1000
-pfs_mount m0 -o node=0,$fast
+pfs_mount m0 -o node=0,recovery=manual,$fast
 pfs_mount m1 -o node=1,$fast
 T=$PFS_TEST_DIR/sync
 mkdir -p "$T"
@@ -117,12 +118,19 @@ kill -KILL "${_PFS_PID[$M1]}"
 wait "${_PFS_PID[$M1]}" 2>/dev/null || true
 fusermount3 -uz "$M1" 2>/dev/null || umount -l "$M1"
 unset "_PFS_PID[$M1]" "_PFS_KIND[$M1]"
-log0=${_PFS_LOG[$M0]}
+node_state() {
+	"$ctl" status "$PFS_IMAGE" | awk -v n="$1" 'f && $1 == n { print $2 } /^node +state/ { f = 1 }'
+}
 for ((i = 0; i < 200; i++)); do
-	grep -q 'recovery of node 1: done' "$log0" && break
+	[[ $(node_state 1) == dead ]] && break
 	sleep 0.05
 done
-grep -q 'recovery of node 1: done' "$log0" || fail "node 0 did not recover node 1"
+[[ $(node_state 1) == dead ]] || fail "node 0 did not declare node 1 dead"
+# dead but not recovered: its locks are kept
+expect_eq "$("$lt" "$M0/f" getlk:w:5:1)" "getlk:w:5:1 -> r 0 0 pid ${LT[kholder]}" \
+	"node 1's lock while it is dead"
+expect_eq "$("$lt" "$M0/f" flock:ex:nb)" "flock:ex:nb EAGAIN" "node 1's flock while it is dead"
+"$ctl" recover "$PFS_IMAGE" --node 1 -k "$PFS_KEY" || fail "peerfsctl recover failed"
 expect_eq "$("$lt" "$M0/f" getlk:w:5:1)" "getlk:w:5:1 -> unlck" "node 1's lock after its recovery"
 expect_eq "$("$lt" "$M0/f" flock:ex:nb setlk:w:0:0)" "flock:ex:nb ok
 setlk:w:0:0 ok" "node 0 locks after node 1's recovery"
