@@ -2162,6 +2162,11 @@ static int cl_reg_info(struct coord *c, uint32_t slot, struct coord_reg_info *ou
 
 /* ---- advisory locks: the ops ---- */
 
+static void cl_plk_step(void)
+{
+	cl_step(COORD_LP_PLOCK_ADD);
+}
+
 /* The pid of lock l that the caller can show (pfs_coord.h): its own
  * node's, or that of a node in the caller's pid namespace; else 0. */
 static int32_t cl_plk_pid_locked(const struct cl_handle *h, const struct cpl_rec *l)
@@ -2209,7 +2214,7 @@ static int cl_plock_set(struct coord *c, const struct coord_plock *lk, bool wait
 			break;
 		}
 		bool changed = false;
-		err = cpl_set(t, lk, &changed);
+		err = cpl_set(t, lk, &changed, cl_plk_step);
 		if (changed) {
 			struct cpl_nodes wake = { .any = false };
 			cpl_waiters(t, lk->ino, &wake);

@@ -180,7 +180,8 @@ static int cpl_set_flock(struct cpl_table *t, const struct cpl_rec *r, bool *cha
 	return 0;
 }
 
-static int cpl_set_posix(struct cpl_table *t, const struct cpl_rec *r, bool *changed)
+static int cpl_set_posix(struct cpl_table *t, const struct cpl_rec *r, bool *changed,
+			 void (*step)(void))
 {
 	uint64_t s = r->start, e = r->end;
 	bool lock = r->type != COORD_PLOCK_UNLCK;
@@ -231,6 +232,8 @@ static int cpl_set_posix(struct cpl_table *t, const struct cpl_rec *r, bool *cha
 			cpl_del(t, l);
 		}
 	}
+	if (step)
+		step();
 	if (right.type != COORD_PLOCK_UNLCK)
 		cpl_add(t, &right);
 	if (lock) {
@@ -242,13 +245,14 @@ static int cpl_set_posix(struct cpl_table *t, const struct cpl_rec *r, bool *cha
 	return 0;
 }
 
-int cpl_set(struct cpl_table *t, const struct coord_plock *req, bool *changed)
+int cpl_set(struct cpl_table *t, const struct coord_plock *req, bool *changed,
+	    void (*step)(void))
 {
 	struct cpl_rec r = cpl_from_plock(req);
 	*changed = false;
 	if (r.kind == COORD_PLOCK_FLOCK)
 		return cpl_set_flock(t, &r, changed);
-	return cpl_set_posix(t, &r, changed);
+	return cpl_set_posix(t, &r, changed, step);
 }
 
 void cpl_waiters(const struct cpl_table *t, uint64_t ino, struct cpl_nodes *wake)

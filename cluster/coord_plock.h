@@ -59,8 +59,10 @@ const struct cpl_rec *cpl_conflict(const struct cpl_table *t, const struct coord
  * 0, -EAGAIN (a conflict; the owner's locks are as before, except a
  * flock conversion that dropped the old lock, as documented), -ENOLCK
  * (no room).  *changed: some lock was dropped or weakened, so waiters of
- * req->ino may now be granted. */
-int cpl_set(struct cpl_table *t, const struct coord_plock *req, bool *changed);
+ * req->ino may now be granted.  step (NULL: none) is called between the
+ * removals and the additions of a POSIX update (crash tests). */
+int cpl_set(struct cpl_table *t, const struct coord_plock *req, bool *changed,
+	    void (*step)(void));
 
 /* Drop the locks of (slot, owner) of `kind` on ino (0: every inode);
  * returns the count and adds the nodes waiting on those inodes to wake. */

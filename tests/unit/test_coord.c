@@ -1233,6 +1233,22 @@ static void child_register(struct tenv *t, void *arg)
 	coord_register(c, 2, 60000);
 }
 
+static void child_plock_split(struct tenv *t, void *arg)
+{
+	struct coord *c;
+	struct coord_plock p = {
+		.ino = 5, .owner = 1, .kind = COORD_PLOCK_POSIX, .type = COORD_PLOCK_WR,
+		.start = 0, .end = 99,
+	};
+	if (try_open(t, 1, &c) || coord_plock_set(c, &p, false, NULL))
+		_exit(4);
+	arm();
+	p.type = COORD_PLOCK_UNLCK;
+	p.start = 40;
+	p.end = 59;
+	coord_plock_set(c, &p, false, NULL);
+}
+
 /* The child (slot 1) is gone: declare it dead from p. */
 static void bury_child(struct coord *p)
 {
@@ -2021,6 +2037,30 @@ static void test_plock_dead_node(void **state)
 	coord_close(b);
 }
 
+/* A process killed inside an advisory lock update, between the removal
+ * of a range and the addition of its right part: the repair keeps the
+ * table well formed, the dead node's remaining range stays until its
+ * recovery. */
+static void test_mp_killed_in_plock(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *p = open_node(t, 0);
+
+	run_until_killed(t, COORD_LP_PLOCK_ADD, child_plock_split, NULL);
+	assert_int_equal(coord_local_check(p), 0);
+	assert_string_equal(pl_dump(p, 5), "1:1:W:0-39 ");
+	assert_int_equal(pl_set(p, pl(5, 1, COORD_PLOCK_WR, 39, 39)), -EAGAIN);
+	assert_int_equal(pl_set(p, pl(5, 1, COORD_PLOCK_WR, 40, 99)), 0);
+	bury_child(p);
+	assert_int_equal(coord_register(p, 1, 1000), 0);
+	assert_string_equal(pl_dump(p, 5), "1:1:W:0-39 0:1:W:40-99 ");
+	assert_int_equal(coord_release_retained(p, 1, 0), 0);
+	assert_int_equal(coord_unregister(p, 1), 0);
+	assert_string_equal(pl_dump(p, 5), "0:1:W:40-99 ");
+	assert_int_equal(coord_local_check(p), 0);
+	coord_close(p);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -2062,6 +2102,7 @@ int main(void)
 		T(test_plock_deadlock),
 		T(test_plock_capacity),
 		T(test_plock_dead_node),
+		T(test_mp_killed_in_plock),
 	};
 #undef T
 
