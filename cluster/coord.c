@@ -332,7 +332,7 @@ int coord_plock_test(struct coord *c, struct coord_plock *lk)
 }
 
 int coord_plock_set(struct coord *c, const struct coord_plock *lk, bool wait,
-		    const int *cancel)
+		    bool (*cancelled)(void *arg), void *arg)
 {
 	if (c->readonly)
 		return -EROFS;
@@ -346,7 +346,7 @@ int coord_plock_set(struct coord *c, const struct coord_plock *lk, bool wait,
 	}
 	if (cpl_validate(&req, true))
 		return -EINVAL;
-	return c->ops->plock_set(c, &req, wait && req.type != COORD_PLOCK_UNLCK, cancel);
+	return c->ops->plock_set(c, &req, wait && req.type != COORD_PLOCK_UNLCK, cancelled, arg);
 }
 
 int coord_plock_interrupt(struct coord *c)

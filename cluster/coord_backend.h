@@ -69,7 +69,7 @@ struct coord_ops {
 	/* Advisory locks: lk->slot is the caller's slot, arguments checked. */
 	int (*plock_test)(struct coord *c, struct coord_plock *lk);
 	int (*plock_set)(struct coord *c, const struct coord_plock *lk, bool wait,
-			 const int *cancel);
+			 bool (*cancelled)(void *arg), void *arg);
 	int (*plock_interrupt)(struct coord *c);
 	int (*plock_release_owner)(struct coord *c, uint64_t ino, uint64_t owner,
 				   enum coord_plock_kind kind);

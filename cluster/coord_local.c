@@ -117,7 +117,9 @@
  * the segment mutex) and one futex word per node that the node's waiting
  * requests sleep on; whoever drops or weakens a lock wakes the nodes that
  * wait on that inode, and coord_plock_interrupt wakes the caller's own
- * node so its waiters look at their cancel flags (a FUSE interrupt).  A
+ * node so its waiters ask their cancel callbacks again (a FUSE
+ * interrupt); waits are cut in slices (CL_WAIT_SLICE_NS), so a callback
+ * whose answer changes without an interrupt is asked within a slice.  A
  * futex word rather than polling: a waiter sleeps until something it
  * waits for changes, and, as for the cluster locks, a killed waiter
  * leaves nothing behind.  Further invariants:
@@ -2199,7 +2201,7 @@ static int cl_plock_test(struct coord *c, struct coord_plock *lk)
 }
 
 static int cl_plock_set(struct coord *c, const struct coord_plock *lk, bool wait,
-			const int *cancel)
+			bool (*cancelled)(void *arg), void *arg)
 {
 	struct cl_handle *h = c->be;
 	struct cl_shm *shm = h->shm;
@@ -2222,7 +2224,7 @@ static int cl_plock_set(struct coord *c, const struct coord_plock *lk, bool wait
 		}
 		if (err != -EAGAIN || !wait)
 			break;
-		if (cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)) {
+		if (cancelled && cancelled(arg)) {
 			err = -EINTR;
 			break;
 		}

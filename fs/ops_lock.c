@@ -27,7 +27,9 @@
  * flag and wakes this node's waiters; the waiter then answers EINTR.
  * The interrupt callback is unset before the request replies, which
  * libfuse serializes with a running callback, so the flag on this stack
- * frame outlives every use.
+ * frame outlives every use.  A waiter also gives up (EINTR) within a
+ * second once the session is ending (SIGTERM, unmount): libfuse joins
+ * its worker threads then, and a waiting one would hold the exit up.
  *
  * With coord=none (a volume mounted by one node alone) there is no
  * coordinator: ll_init leaves FUSE_CAP_POSIX_LOCKS and FUSE_CAP_FLOCK_LOCKS
@@ -43,15 +45,24 @@
 #include "pfs_util.h"
 
 struct lk_wait {
-	int cancel;                     /* set by lk_interrupt (atomic) */
+	int interrupted;                /* set by lk_interrupt (atomic) */
 	struct coord *coord;
+	struct fuse_session *se;
 };
 
 static void lk_interrupt(fuse_req_t req, void *data)
 {
 	struct lk_wait *w = data;
-	__atomic_store_n(&w->cancel, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&w->interrupted, 1, __ATOMIC_RELEASE);
 	coord_plock_interrupt(w->coord);
+}
+
+/* Called by the coordinator under its lock: quick, no lock taken. */
+static bool lk_cancelled(void *arg)
+{
+	struct lk_wait *w = arg;
+	return __atomic_load_n(&w->interrupted, __ATOMIC_ACQUIRE) ||
+	       (w->se && fuse_session_exited(w->se));
 }
 
 /* The coordinator, or NULL with an error: EIO when fenced, ENOSYS
@@ -135,10 +146,10 @@ static int lk_set(fuse_req_t req, struct pfs_fs *fs, struct coord *c,
 		  const struct coord_plock *lk, bool wait)
 {
 	if (!wait || lk->type == COORD_PLOCK_UNLCK)
-		return lk_result(fs, coord_plock_set(c, lk, false, NULL));
-	struct lk_wait w = { .cancel = 0, .coord = c };
+		return lk_result(fs, coord_plock_set(c, lk, false, NULL, NULL));
+	struct lk_wait w = { .interrupted = 0, .coord = c, .se = fs->se };
 	fuse_req_interrupt_func(req, lk_interrupt, &w);
-	int err = coord_plock_set(c, lk, true, &w.cancel);
+	int err = coord_plock_set(c, lk, true, lk_cancelled, &w);
 	fuse_req_interrupt_func(req, NULL, NULL);
 	return lk_result(fs, err);
 }

@@ -140,9 +140,11 @@
  *     first drops the owner's lock of the other type (as Linux does: a
  *     conversion is not atomic, and two SH holders converting to EX
  *     cannot deadlock), then takes the new one; UNLCK drops it.
- *   Waiting (wait true): until no conflict remains.  -EINTR once *cancel
- *     is nonzero (checked when the waiter wakes: coord_plock_interrupt
- *     wakes every waiter of this node); -EDEADLK (POSIX only) when the
+ *   Waiting (wait true): until no conflict remains.  -EINTR once
+ *     cancelled(arg) returns true: it is called each time the waiter
+ *     wakes, at least once a second, under the backend's lock (it must
+ *     be quick and take no lock); coord_plock_interrupt wakes every
+ *     waiter of this node at once.  -EDEADLK (POSIX only) when the
  *     request would close a cycle: the owner that holds a conflicting
  *     lock waits, directly or through a chain of up to 16 owners, for a
  *     lock this owner holds.  Without wait a conflict is -EAGAIN (flock:
@@ -311,10 +313,10 @@ struct coord_plock {
  * COORD_PLOCK_UNLCK. */
 int coord_plock_test(struct coord *c, struct coord_plock *lk);
 /* Lock, convert or unlock (see "Advisory locks").  wait: block until the
- * lock is granted, -EINTR once *cancel (may be NULL) is nonzero. */
+ * lock is granted, -EINTR once cancelled(arg) (may be NULL) is true. */
 int coord_plock_set(struct coord *c, const struct coord_plock *lk, bool wait,
-		    const int *cancel);
-/* Wake this node's waiting requests so they look at their cancel flag. */
+		    bool (*cancelled)(void *arg), void *arg);
+/* Wake this node's waiting requests so they ask cancelled() again. */
 int coord_plock_interrupt(struct coord *c);
 /* Drop every lock of (this node, owner) of that kind on ino (0: on every
  * inode); returns the number of locks dropped. */

@@ -14,7 +14,9 @@
 #      (peerfsctl status lists them): while it is dead they stay; once
 #      it is recovered (node 0 runs recovery=manual: peerfsctl recover)
 #      they are gone.
-#   6. unmount, fsck.
+#   6. a node stopped with SIGTERM while one of its processes waits for a
+#      lock exits (the wait ends).
+#   7. unmount, fsck.
 # timeout: 120
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -135,6 +137,26 @@ expect_eq "$("$lt" "$M0/f" getlk:w:5:1)" "getlk:w:5:1 -> unlck" "node 1's lock a
 expect_eq "$("$lt" "$M0/f" flock:ex:nb setlk:w:0:0)" "flock:ex:nb ok
 setlk:w:0:0 ok" "node 0 locks after node 1's recovery"
 stop_lt kholder KILL
+
+step "SIGTERM of a node whose process waits for a lock"
+pfs_mount m1 -o node=1,$fast
+start_lt tholder "$M0/f" setlk:w:0:0 hold
+wait_out tholder holding
+start_lt twaiter "$M1/f" setlkw:w:0:0
+sleep 0.5
+d1=${_PFS_PID[$M1]}
+kill -TERM "$d1"
+for ((i = 0; i < 100; i++)); do
+	_pfs_alive "$d1" || break
+	sleep 0.1
+done
+_pfs_alive "$d1" && fail "node 1's daemon still runs 10 s after SIGTERM (a lock waiter holds it up)"
+wait "$d1" 2>/dev/null || true
+unset "_PFS_PID[$M1]" "_PFS_KIND[$M1]"
+wait "${LT[twaiter]}" || true
+grep -q "ok" "$PFS_TEST_DIR/twaiter.out" && fail "the waiter on node 1 got the lock: $(out twaiter)"
+fusermount3 -uz "$M1" 2>/dev/null || true
+stop_lt tholder
 
 step "unmount; fsck"
 pfs_umount m0

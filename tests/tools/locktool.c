@@ -38,8 +38,10 @@ static void say(const char *cmd, int rc)
 {
 	if (rc == 0)
 		printf("%s ok\n", cmd);
+	else if (strerrorname_np(errno))
+		printf("%s %s\n", cmd, strerrorname_np(errno));
 	else
-		printf("%s %s\n", cmd, strerrorname_np(errno) ? strerrorname_np(errno) : "E?");
+		printf("%s errno %d\n", cmd, errno);
 	fflush(stdout);
 }
 

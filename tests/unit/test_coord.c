@@ -1240,13 +1240,13 @@ static void child_plock_split(struct tenv *t, void *arg)
 		.ino = 5, .owner = 1, .kind = COORD_PLOCK_POSIX, .type = COORD_PLOCK_WR,
 		.start = 0, .end = 99,
 	};
-	if (try_open(t, 1, &c) || coord_plock_set(c, &p, false, NULL))
+	if (try_open(t, 1, &c) || coord_plock_set(c, &p, false, NULL, NULL))
 		_exit(4);
 	arm();
 	p.type = COORD_PLOCK_UNLCK;
 	p.start = 40;
 	p.end = 59;
-	coord_plock_set(c, &p, false, NULL);
+	coord_plock_set(c, &p, false, NULL, NULL);
 }
 
 /* The child (slot 1) is gone: declare it dead from p. */
@@ -1515,7 +1515,7 @@ static struct coord_plock fl(uint64_t ino, uint64_t owner, enum coord_plock_type
 
 static int pl_set(struct coord *c, struct coord_plock p)
 {
-	return coord_plock_set(c, &p, false, NULL);
+	return coord_plock_set(c, &p, false, NULL, NULL);
 }
 
 /* The conflicting lock coord_plock_test reports (type UNLCK: none). */
@@ -1581,7 +1581,7 @@ static void test_plock_args(void **state)
 	assert_int_equal(pl_set(a, p), -EINVAL);
 	p = pl(5, 1, COORD_PLOCK_UNLCK, 0, 9);
 	assert_int_equal(coord_plock_test(a, &p), -EINVAL);        /* nothing to test */
-	assert_int_equal(coord_plock_set(a, NULL, false, NULL), -EINVAL);
+	assert_int_equal(coord_plock_set(a, NULL, false, NULL, NULL), -EINVAL);
 	assert_int_equal(coord_plock_release_owner(a, 5, 1, (enum coord_plock_kind)7), -EINVAL);
 	/* the slot is the caller's, whatever the request says */
 	p = pl(5, 1, COORD_PLOCK_WR, 0, 9);
@@ -1596,7 +1596,7 @@ static void test_plock_args(void **state)
 	struct coord *ro = NULL;
 	assert_int_equal(coord_attach_readonly(&cfg, &ro), 0);
 	p = pl(5, 1, COORD_PLOCK_WR, 0, 9);
-	assert_int_equal(coord_plock_set(ro, &p, false, NULL), -EROFS);
+	assert_int_equal(coord_plock_set(ro, &p, false, NULL, NULL), -EROFS);
 	assert_int_equal(coord_plock_test(ro, &p), -EROFS);
 	assert_int_equal(coord_plock_release_owner(ro, 5, 1, COORD_PLOCK_POSIX), -EROFS);
 	struct coord_plock v[4];
@@ -1722,7 +1722,7 @@ static void test_plock_flock(void **state)
 	struct coord_plock p = fl(2, 1, COORD_PLOCK_RD);
 	p.start = 5;
 	p.end = 6;
-	assert_int_equal(coord_plock_set(a, &p, false, NULL), 0);         /* downgrade */
+	assert_int_equal(coord_plock_set(a, &p, false, NULL, NULL), 0);         /* downgrade */
 	assert_string_equal(pl_dump(a, 2), "0:1:fR:0-E ");
 	assert_int_equal(pl_set(b, fl(2, 1, COORD_PLOCK_RD)), 0);
 	/* converting to EX against another SH holder fails, and (as on
@@ -1774,6 +1774,12 @@ static void test_plock_release(void **state)
 
 /* ---- a waiting advisory lock request on its own thread ---- */
 
+/* The cancel callback: is the int at arg set? */
+static bool flag_set(void *arg)
+{
+	return __atomic_load_n((int *)arg, __ATOMIC_SEQ_CST) != 0;
+}
+
 struct plocker {
 	pthread_t th;
 	struct coord *c;
@@ -1786,7 +1792,7 @@ struct plocker {
 static void *plocker_main(void *arg)
 {
 	struct plocker *l = arg;
-	int r = coord_plock_set(l->c, &l->p, true, &l->cancel);
+	int r = coord_plock_set(l->c, &l->p, true, flag_set, &l->cancel);
 	__atomic_store_n(&l->result, r, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&l->done, true, __ATOMIC_SEQ_CST);
 	return NULL;
@@ -1878,10 +1884,17 @@ static void test_plock_interrupt(void **state)
 	assert_true(now_ms() - t0 < 900);
 	assert_false(plocker_wait(&w2, 1));                       /* only the flagged one */
 	assert_string_equal(pl_dump(a, 6), "0:1:W:0-E ");
+	/* a flag set without an interrupt is seen within a wait slice */
+	struct plocker w4;
+	plocker_start(&w4, b, pl(6, 4, COORD_PLOCK_WR, 0, 0));
+	assert_false(plocker_wait(&w4, SETTLE_MS));
+	__atomic_store_n(&w4.cancel, 1, __ATOMIC_SEQ_CST);
+	assert_true(plocker_wait(&w4, 5000));
+	assert_int_equal(plocker_join(&w4), -EINTR);
 	/* a flag already set when the request arrives */
 	struct coord_plock p = pl(6, 3, COORD_PLOCK_WR, 0, 0);
 	int one = 1;
-	assert_int_equal(coord_plock_set(b, &p, true, &one), -EINTR);
+	assert_int_equal(coord_plock_set(b, &p, true, flag_set, &one), -EINTR);
 	assert_int_equal(pl_set(a, pl(6, 1, COORD_PLOCK_UNLCK, 0, PL_EOF)), 0);
 	assert_true(plocker_wait(&w2, 5000));
 	assert_int_equal(plocker_join(&w2), 0);
@@ -1903,14 +1916,14 @@ static void test_plock_deadlock(void **state)
 	plocker_start(&w1, a, pl(5, 1, COORD_PLOCK_WR, 1, 1));
 	assert_false(plocker_wait(&w1, SETTLE_MS));
 	p = pl(5, 1, COORD_PLOCK_WR, 0, 0);
-	assert_int_equal(coord_plock_set(b, &p, true, NULL), -EDEADLK);
-	assert_int_equal(coord_plock_set(b, &p, false, NULL), -EAGAIN);
+	assert_int_equal(coord_plock_set(b, &p, true, NULL, NULL), -EDEADLK);
+	assert_int_equal(coord_plock_set(b, &p, false, NULL, NULL), -EAGAIN);
 	/* a cycle through a third owner */
 	assert_int_equal(pl_set(c, pl(5, 1, COORD_PLOCK_WR, 2, 2)), 0);
 	plocker_start(&w2, b, pl(5, 1, COORD_PLOCK_WR, 2, 2));     /* b waits for c */
 	assert_false(plocker_wait(&w2, SETTLE_MS));
 	p = pl(5, 1, COORD_PLOCK_WR, 0, 0);                        /* c -> a -> b -> c */
-	assert_int_equal(coord_plock_set(c, &p, true, NULL), -EDEADLK);
+	assert_int_equal(coord_plock_set(c, &p, true, NULL, NULL), -EDEADLK);
 	/* no cycle: an owner that waits for something else */
 	p = pl(5, 9, COORD_PLOCK_WR, 0, 0);
 	struct plocker w3;
@@ -2005,7 +2018,7 @@ static void test_plock_dead_node(void **state)
 	assert_false(plocker_wait(&w1, SETTLE_MS));
 	assert_false(plocker_wait(&w2, 1));
 	p = pl(5, 1, COORD_PLOCK_WR, 0, 0);
-	assert_int_equal(coord_plock_set(a, &p, false, NULL), -ESTALE);
+	assert_int_equal(coord_plock_set(a, &p, false, NULL, NULL), -ESTALE);
 	assert_int_equal(coord_plock_test(a, &p), -ESTALE);
 	assert_int_equal(coord_plock_release_owner(a, 5, 1, COORD_PLOCK_POSIX), -ESTALE);
 	struct coord_plock r = pl_test(b, pl(5, 1, COORD_PLOCK_WR, 0, 0));
