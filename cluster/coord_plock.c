@@ -27,8 +27,8 @@
  *       owner has at most one flock record per inode.
  *   P3. No two records of different owners conflict (same inode and kind,
  *       overlapping, one of them WR).
- *   P4. nlocks and nwaits count the used records; wait ids are unique and
- *       below next_wait_id.
+ *   P4. nlocks and nwaits count the used records, nheld[n] the used lock
+ *       records of node n; wait ids are unique and at most next_wait_id.
  *
  * Moves (the only functions that change records):
  *   free -> used            cpl_add (from cpl_set)
@@ -100,6 +100,11 @@ void cpl_to_plock(const struct cpl_rec *r, struct coord_plock *out)
 	};
 }
 
+uint32_t cpl_node_locks(const struct cpl_table *t, uint32_t slot)
+{
+	return slot < CPL_NSLOTS ? __atomic_load_n(&t->nheld[slot], __ATOMIC_ACQUIRE) : 0;
+}
+
 int cpl_validate(const struct coord_plock *req, bool unlock_ok)
 {
 	if (!req || req->ino == 0 || req->slot >= CPL_NSLOTS)
@@ -139,6 +144,7 @@ static void cpl_add(struct cpl_table *t, const struct cpl_rec *r)
 		*l = body;
 		__atomic_store_n(&l->type, r->type, __ATOMIC_RELEASE);     /* P1 commit */
 		t->nlocks++;                                               /* P4 */
+		__atomic_store_n(&t->nheld[r->slot], t->nheld[r->slot] + 1, __ATOMIC_RELEASE);
 		return;
 	}
 	PFS_BUG_ON(1);          /* callers check the room first */
@@ -147,8 +153,9 @@ static void cpl_add(struct cpl_table *t, const struct cpl_rec *r)
 static void cpl_del(struct cpl_table *t, struct cpl_rec *l)
 {
 	__atomic_store_n(&l->type, COORD_PLOCK_UNLCK, __ATOMIC_RELEASE);
-	PFS_BUG_ON(t->nlocks == 0);
+	PFS_BUG_ON(t->nlocks == 0 || t->nheld[l->slot] == 0);
 	t->nlocks--;                                                       /* P4 */
+	__atomic_store_n(&t->nheld[l->slot], t->nheld[l->slot] - 1, __ATOMIC_RELEASE);
 }
 
 static bool cpl_own(const struct cpl_rec *l, const struct cpl_rec *r)
@@ -310,12 +317,16 @@ static const struct cpl_rec *cpl_waiting_for(const struct cpl_table *t, const st
 bool cpl_deadlock(const struct cpl_table *t, const struct coord_plock *req)
 {
 	struct cpl_rec r = cpl_from_plock(req);
+	uint32_t holders = 0;
 	if (r.kind != COORD_PLOCK_POSIX)
 		return false;
-	for (uint32_t i = 0; i < COORD_PLOCK_MAX; i++) {
+	/* bounded work under the backend's lock: at most
+	 * CPL_DEADLOCK_HOLDERS holders, CPL_DEADLOCK_HOPS owners from each */
+	for (uint32_t i = 0; i < COORD_PLOCK_MAX && holders < CPL_DEADLOCK_HOLDERS; i++) {
 		const struct cpl_rec *h = &t->locks[i];
 		if (!cpl_conflicts(h, &r))
 			continue;
+		holders++;
 		/* follow what the holder waits for, and who blocks that */
 		for (uint32_t hop = 0; hop < CPL_DEADLOCK_HOPS; hop++) {
 			const struct cpl_rec *w = cpl_waiting_for(t, h);
@@ -386,6 +397,7 @@ static bool cpl_rec_ok(const struct cpl_rec *l)
 int cpl_check(const struct cpl_table *t, char *why, size_t len)
 {
 	uint32_t used = 0, waits = 0;
+	uint32_t held[CPL_NSLOTS] = { 0 };
 
 	for (uint32_t i = 0; i < COORD_PLOCK_MAX; i++) {
 		const struct cpl_rec *a = &t->locks[i];
@@ -394,6 +406,7 @@ int cpl_check(const struct cpl_table *t, char *why, size_t len)
 		used++;
 		if (!cpl_rec_ok(a))
 			CPL_FAIL("P1: lock record %u malformed", i);
+		held[a->slot]++;
 		for (uint32_t j = i + 1; j < COORD_PLOCK_MAX; j++) {
 			const struct cpl_rec *b = &t->locks[j];
 			if (b->type == COORD_PLOCK_UNLCK || b->ino != a->ino || b->kind != a->kind)
@@ -412,6 +425,9 @@ int cpl_check(const struct cpl_table *t, char *why, size_t len)
 	}
 	if (used != t->nlocks)
 		CPL_FAIL("P4: %u locks used, count %u", used, t->nlocks);
+	for (uint32_t n = 0; n < CPL_NSLOTS; n++)
+		if (held[n] != t->nheld[n])
+			CPL_FAIL("P4: node %u holds %u locks, count %u", n, held[n], t->nheld[n]);
 	for (uint32_t k = 0; k < COORD_PLOCK_MAX_WAITS; k++) {
 		const struct cpl_wait *w = &t->waits[k];
 		if (!w->id)
@@ -431,6 +447,7 @@ int cpl_check(const struct cpl_table *t, char *why, size_t len)
 uint32_t cpl_repair(struct cpl_table *t)
 {
 	uint32_t dropped = 0, used = 0, waits = 0;
+	uint32_t held[CPL_NSLOTS] = { 0 };
 	uint64_t max_id = 0;
 
 	for (uint32_t i = 0; i < COORD_PLOCK_MAX; i++) {
@@ -443,7 +460,10 @@ uint32_t cpl_repair(struct cpl_table *t)
 			continue;
 		}
 		used++;
+		held[l->slot]++;
 	}
+	for (uint32_t n = 0; n < CPL_NSLOTS; n++)
+		__atomic_store_n(&t->nheld[n], held[n], __ATOMIC_RELEASE);
 	for (uint32_t k = 0; k < COORD_PLOCK_MAX_WAITS; k++) {
 		struct cpl_wait *w = &t->waits[k];
 		if (!w->id)

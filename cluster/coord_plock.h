@@ -16,7 +16,8 @@
 #include "pfs_format.h"
 
 #define CPL_NSLOTS        PFS_MAX_SLOTS
-#define CPL_DEADLOCK_HOPS 16u
+#define CPL_DEADLOCK_HOPS 16u      /* owners followed from one holder */
+#define CPL_DEADLOCK_HOLDERS 32u   /* conflicting holders followed */
 
 /* A lock: used while type != 0 (the commit store, P1). */
 struct cpl_rec {
@@ -39,6 +40,8 @@ struct cpl_table {
 	uint64_t next_wait_id;
 	uint32_t nlocks;                /* P4 */
 	uint32_t nwaits;                /* P4 */
+	uint32_t nheld[CPL_NSLOTS];     /* P4: records per node; stored
+					 * atomically (read without the lock) */
 	struct cpl_rec locks[COORD_PLOCK_MAX];
 	struct cpl_wait waits[COORD_PLOCK_MAX_WAITS];
 };
@@ -48,6 +51,11 @@ struct cpl_nodes {
 	bool has[CPL_NSLOTS];
 	bool any;
 };
+
+/* The number of locks node `slot` holds, read without the table's lock:
+ * exact for the caller's own node, whose count only its own calls
+ * change while it is LIVE. */
+uint32_t cpl_node_locks(const struct cpl_table *t, uint32_t slot);
 
 /* Valid request (P1 shapes): 0 or -EINVAL.  unlock_ok: UNLCK allowed. */
 int cpl_validate(const struct coord_plock *req, bool unlock_ok);
