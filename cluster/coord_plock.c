@@ -196,14 +196,18 @@ static int cpl_set_posix(struct cpl_table *t, const struct cpl_rec *r, bool *cha
 
 	if (lock && cpl_conflict_rec(t, r))
 		return -EAGAIN;
-	/* P2: at most one of the owner's records contains the range with
-	 * room on both sides; a different type there is split in two. */
+	/* P2: at most one of the owner's records contains the range; of the
+	 * same type, nothing changes; of another, with room on both sides,
+	 * it is split in two. */
 	for (uint32_t i = 0; i < COORD_PLOCK_MAX; i++) {
 		const struct cpl_rec *l = &t->locks[i];
-		if (cpl_own(l, r) && l->start < s && l->end > e && l->type != r->type) {
+		if (!cpl_own(l, r) || l->start > s || l->end < e)
+			continue;
+		if (l->type == r->type)
+			return 0;
+		if (l->start < s && l->end > e)
 			need++;
-			break;
-		}
+		break;
 	}
 	if (need > COORD_PLOCK_MAX - t->nlocks)
 		return -ENOLCK;

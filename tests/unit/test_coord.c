@@ -1960,6 +1960,9 @@ static void test_plock_capacity(void **state)
 	assert_string_equal(pl_dump(a, 100), "0:1:W:0-9 ");
 	assert_int_equal(pl_set(a, pl(100, 1, COORD_PLOCK_UNLCK, 3, 4)), 0);
 	assert_string_equal(pl_dump(a, 100), "0:1:W:0-2 0:1:W:5-9 ");
+	/* full: what is held already can be locked again */
+	assert_int_equal(pl_set(a, pl(100, 1, COORD_PLOCK_WR, 6, 9)), 0);
+	assert_string_equal(pl_dump(a, 100), "0:1:W:0-2 0:1:W:5-9 ");
 	/* full: a new lock is refused, an unlock that needs no split is not */
 	assert_int_equal(pl_set(b, pl(2, 1, COORD_PLOCK_WR, 0, 0)), -ENOLCK);
 	assert_int_equal(pl_set(b, fl(2, 1, COORD_PLOCK_WR)), -ENOLCK);
