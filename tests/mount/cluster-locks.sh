@@ -11,9 +11,10 @@
 #   4. two processes on two nodes waiting for each other's ranges: one of
 #      them gets EDEADLK, the other then gets its lock.
 #   5. a node killed with SIGKILL while its processes hold locks
-#      (peerfsctl status lists them): while it is dead they stay; once
-#      it is recovered (node 0 runs recovery=manual: peerfsctl recover)
-#      they are gone.
+#      (peerfsctl status lists them): while it is dead they stay and a
+#      waiter on node 0 waits; once it is recovered (node 0 runs
+#      recovery=manual: peerfsctl recover) they are gone and the waiter
+#      gets its lock.
 #   6. a node stopped with SIGTERM while one of its processes waits for a
 #      lock exits (the wait ends).
 #   7. unmount, fsck.
@@ -116,6 +117,8 @@ grep -Eq "^  inode $ino +node 1 +pid ${LT[kholder]} +flock +write +0-EOF" status
 	fail "peerfsctl status does not list node 1's flock"
 grep -Eq "^  inode $ino +node 1 +pid ${LT[kholder]} +fcntl +read +0-EOF" status ||
 	fail "peerfsctl status does not list node 1's fcntl lock"
+start_lt kwaiter "$M0/f" setlkw:w:0:0
+sleep 0.3
 kill -KILL "${_PFS_PID[$M1]}"
 wait "${_PFS_PID[$M1]}" 2>/dev/null || true
 fusermount3 -uz "$M1" 2>/dev/null || umount -l "$M1"
@@ -132,7 +135,10 @@ done
 expect_eq "$("$lt" "$M0/f" getlk:w:5:1)" "getlk:w:5:1 -> r 0 0 pid ${LT[kholder]}" \
 	"node 1's lock while it is dead"
 expect_eq "$("$lt" "$M0/f" flock:ex:nb)" "flock:ex:nb EAGAIN" "node 1's flock while it is dead"
+[[ -z $(out kwaiter) ]] || fail "a waiter on node 0 got the dead node's range: $(out kwaiter)"
 "$ctl" recover "$PFS_IMAGE" --node 1 -k "$PFS_KEY" || fail "peerfsctl recover failed"
+wait "${LT[kwaiter]}"
+expect_eq "$(out kwaiter)" "setlkw:w:0:0 ok" "the waiter on node 0 after node 1's recovery"
 expect_eq "$("$lt" "$M0/f" getlk:w:5:1)" "getlk:w:5:1 -> unlck" "node 1's lock after its recovery"
 expect_eq "$("$lt" "$M0/f" flock:ex:nb setlk:w:0:0)" "flock:ex:nb ok
 setlk:w:0:0 ok" "node 0 locks after node 1's recovery"
