@@ -6,9 +6,12 @@
 #   - lock ping-pong: two nodes alternately appending 4 KiB to one file
 #     (ROUNDS appends), the rate and the time per hand-over;
 #   - first access to a file last written by another node (stat + read),
-#     against the same access on the writing node.
+#     against the same access on the writing node;
+#   - fcntl lock + unlock pairs (LOCKS of them per process): one node,
+#     then two nodes at once on other bytes of the same file, against
+#     coord=none (the kernel's node-local locks).
 # Prints a markdown table.  Environment: BUILD (build), DIR (/var/tmp/
-# peerfs-bench-cluster), FILES (2000), ROUNDS (200).
+# peerfs-bench-cluster), FILES (2000), ROUNDS (200), LOCKS (20000).
 set -euo pipefail
 
 BUILD=${BUILD:-build}
@@ -16,6 +19,7 @@ BIN=$(cd "$BUILD" && pwd)
 DIR=${DIR:-/var/tmp/peerfs-bench-cluster}
 FILES=${FILES:-2000}
 ROUNDS=${ROUNDS:-200}
+LOCKS=${LOCKS:-20000}
 IMG=$DIR/vol.img
 export PEERFS_KEYDIR=$DIR
 
@@ -113,3 +117,26 @@ done
 printf '| first read of a file just written by the other node (incl. process start) | 2 | %.2f ms (same node: %.2f ms) |\n' \
 	"$(echo "$other * 1000 / 50" | bc -l)" "$(echo "$same * 1000 / 50" | bc -l)"
 umount_nodes 2
+
+# Advisory locks: lock + unlock pairs through the coordinator's table.
+lockrate() {    # lockrate FILE OFF: pairs per second
+	"$PFSBENCH" locks "$1" "$LOCKS" "$2" | awk '{ split($1, s, "="); split($2, o, "="); printf "%.0f", o[2] / s[2] }'
+}
+fresh
+mount_nodes 2
+: >"$DIR/n0/locks"
+printf '| fcntl lock + unlock pairs, one node | 1 | %s pairs/s |\n' "$(lockrate "$DIR/n0/locks" 0)"
+t0=$(now)
+lockrate "$DIR/n0/locks" 0 >"$DIR/lr0" &
+w0=$!
+lockrate "$DIR/n1/locks" 1 >"$DIR/lr1" &
+w1=$!
+wait "$w0" "$w1"
+printf '| fcntl lock + unlock pairs, two nodes at once (other bytes of one file) | 2 | %s + %s pairs/s |\n' \
+	"$(cat "$DIR/lr0")" "$(cat "$DIR/lr1")"
+umount_nodes 2
+mkdir -p "$DIR/n0"
+"$BIN/peerfs" "$IMG" "$DIR/n0" -f -o "node=0,coord=none,keyfile=$DIR/vol.key" >>"$DIR/n0.log" 2>&1 &
+for _ in $(seq 200); do mountpoint -q "$DIR/n0" && break; sleep 0.05; done
+printf '| fcntl lock + unlock pairs, coord=none (kernel-local locks) | 1 | %s pairs/s |\n' "$(lockrate "$DIR/n0/locks" 0)"
+umount_nodes 1

@@ -35,6 +35,8 @@
  *   roverwrite FILE COUNT BS SEED
  *                             COUNT BS-byte writes at BS-aligned random
  *                             offsets inside the existing FILE, then fsync
+ *   locks FILE N OFF          N times: fcntl F_SETLK a write lock on byte
+ *                             OFF of FILE, then unlock it (ops: N pairs)
  *   run CMD ARGS...           run a command (its status must be 0)
  *
  * Exit status: 0 success, 1 usage error, 2 the workload failed.
@@ -480,6 +482,25 @@ static void w_roverwrite(const char *path, uint64_t count, uint64_t bs, uint64_t
 	free(buf);
 }
 
+static void w_locks(const char *path, uint64_t n, uint64_t off)
+{
+	int fd = open(path, O_RDWR | O_CREAT, 0644);
+	if (fd < 0)
+		die("open %s", path);
+	struct flock fl = { .l_whence = SEEK_SET, .l_start = (off_t)off, .l_len = 1 };
+	double t0 = now_s();
+	for (uint64_t i = 0; i < n; i++) {
+		fl.l_type = F_WRLCK;
+		if (fcntl(fd, F_SETLK, &fl) < 0)
+			die("lock %s byte %" PRIu64, path, off);
+		fl.l_type = F_UNLCK;
+		if (fcntl(fd, F_SETLK, &fl) < 0)
+			die("unlock %s byte %" PRIu64, path, off);
+	}
+	report(now_s() - t0, n, 0);
+	close(fd);
+}
+
 static void w_run(char **argv)
 {
 	double t0 = now_s();
@@ -536,6 +557,8 @@ int main(int argc, char **argv)
 		if (nargs < 1)
 			usage();
 		w_run(a);
+	} else if (!strcmp(w, "locks") && nargs == 3) {
+		w_locks(a[0], parse_u64(a[1], "N"), parse_u64(a[2], "OFF"));
 	} else if (!strcmp(w, "create") && nargs == 2) {
 		w_create(a[0], parse_u64(a[1], "N"));
 	} else if (!strcmp(w, "stat") && nargs == 2) {

@@ -25,6 +25,8 @@
  *   F3. the configuration handed to a backend has its defaults filled in
  *       (heartbeat_ms 500, dead_ms 3000, the host name) and dead_ms is
  *       longer than heartbeat_ms.
+ *   F4. advisory lock requests are well formed (cpl_validate) and carry
+ *       the caller's slot: a node acts only for its own owners.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +35,7 @@
 #include <unistd.h>
 
 #include "coord_backend.h"
+#include "coord_plock.h"
 #include "pfs_format.h"
 #include "pfs_util.h"
 
@@ -312,4 +315,60 @@ int coord_reg_info(struct coord *c, uint32_t slot, struct coord_reg_info *out)
 	if (!cl_slot_ok(slot) || !out)
 		return -EINVAL;
 	return c->ops->reg_info(c, slot, out);
+}
+
+/* ---- advisory locks ---- */
+
+int coord_plock_test(struct coord *c, struct coord_plock *lk)
+{
+	if (c->readonly)
+		return -EROFS;
+	if (!lk)
+		return -EINVAL;
+	lk->slot = c->cfg.slot;                                 /* F4 */
+	if (cpl_validate(lk, false))
+		return -EINVAL;
+	return c->ops->plock_test(c, lk);
+}
+
+int coord_plock_set(struct coord *c, const struct coord_plock *lk, bool wait,
+		    bool (*cancelled)(void *arg), void *arg)
+{
+	if (c->readonly)
+		return -EROFS;
+	if (!lk)
+		return -EINVAL;
+	struct coord_plock req = *lk;
+	req.slot = c->cfg.slot;                                 /* F4 */
+	if (req.kind == COORD_PLOCK_FLOCK) {
+		req.start = 0;
+		req.end = COORD_PLOCK_EOF;
+	}
+	if (cpl_validate(&req, true))
+		return -EINVAL;
+	return c->ops->plock_set(c, &req, wait && req.type != COORD_PLOCK_UNLCK, cancelled, arg);
+}
+
+int coord_plock_interrupt(struct coord *c)
+{
+	if (c->readonly)
+		return -EROFS;
+	return c->ops->plock_interrupt(c);
+}
+
+int coord_plock_release_owner(struct coord *c, uint64_t ino, uint64_t owner,
+			      enum coord_plock_kind kind)
+{
+	if (c->readonly)
+		return -EROFS;
+	if (kind != COORD_PLOCK_POSIX && kind != COORD_PLOCK_FLOCK)
+		return -EINVAL;
+	return c->ops->plock_release_owner(c, ino, owner, kind);
+}
+
+int coord_plocks(struct coord *c, struct coord_plock *out, size_t max)
+{
+	if (!out && max)
+		return -EINVAL;
+	return c->ops->plocks(c, out, max);
 }

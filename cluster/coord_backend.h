@@ -65,6 +65,15 @@ struct coord_ops {
 	int (*renew)(struct coord *c, uint32_t dead_slot, int lease_ms);
 	int (*unregister)(struct coord *c, uint32_t dead_slot);
 	int (*reg_info)(struct coord *c, uint32_t slot, struct coord_reg_info *out);
+
+	/* Advisory locks: lk->slot is the caller's slot, arguments checked. */
+	int (*plock_test)(struct coord *c, struct coord_plock *lk);
+	int (*plock_set)(struct coord *c, const struct coord_plock *lk, bool wait,
+			 bool (*cancelled)(void *arg), void *arg);
+	int (*plock_interrupt)(struct coord *c);
+	int (*plock_release_owner)(struct coord *c, uint64_t ino, uint64_t owner,
+				   enum coord_plock_kind kind);
+	int (*plocks)(struct coord *c, struct coord_plock *out, size_t max);
 };
 
 extern const struct coord_ops coord_local_ops;

@@ -111,6 +111,26 @@
  * thread sleeps on its mailbox word, takes posts under the mutex and
  * calls the blocking callback outside it.
  *
+ * Advisory locks (flock, fcntl byte ranges; pfs_coord.h "Advisory
+ * locks").  A block of their own at the end of the segment (struct
+ * cl_plk): the table of coord_plock.c (its invariants P1-P4 hold under
+ * the segment mutex) and one futex word per node that the node's waiting
+ * requests sleep on; whoever drops or weakens a lock wakes the nodes that
+ * wait on that inode, and coord_plock_interrupt wakes the caller's own
+ * node so its waiters ask their cancel callbacks again (a FUSE
+ * interrupt); waits are cut in slices (CL_WAIT_SLICE_NS), so a callback
+ * whose answer changes without an interrupt is asked within a slice.  A
+ * futex word rather than polling: a waiter sleeps until something it
+ * waits for changes, and, as for the cluster locks, a killed waiter
+ * leaves nothing behind.  Further invariants:
+ *   A1. Only LIVE or DEAD nodes hold advisory locks; only LIVE nodes have
+ *       waiting requests (the advisory side of N2, N3).
+ *   A2. A node's advisory locks go when it leaves (cl_leave_node_locked),
+ *       at the takeover of its slot (cl_unlock_all), and once DEAD at its
+ *       recovery (cl_release_retained with res 0, and in any case when it
+ *       becomes ABSENT, cl_maybe_absent_locked).  Its waiting requests go
+ *       with its other wait records (cl_clear_node_waits_locked).
+ *
  * Liveness of a node's process.  Each node record holds its pid, the
  * process start time (/proc/PID/stat) and its pid namespace.  Within our
  * namespace, a pid that no longer exists, is a zombie or was reused by a
@@ -135,11 +155,12 @@
 
 #include "coord_backend.h"
 #include "coord_local.h"
+#include "coord_plock.h"
 #include "pfs_format.h"
 #include "pfs_util.h"
 
 #define CL_MAGIC         0x314452434f534650ull   /* "PFSOCRD1" */
-#define CL_VERSION       1u
+#define CL_VERSION       2u              /* 2: advisory locks */
 #define CL_NSLOTS        PFS_MAX_SLOTS
 #define CL_TABLE_SLOTS   (1u << 17)
 #define CL_TABLE_MASK    (CL_TABLE_SLOTS - 1)
@@ -239,11 +260,18 @@ struct cl_hdr {
 	uint32_t repairs;               /* protected by the mutex */
 };
 
+/* Advisory locks (see "Advisory locks"). */
+struct cl_plk {
+	struct cl_cond cond[CL_NSLOTS]; /* a node's waiting requests sleep here */
+	struct cpl_table tab;           /* protected by the mutex (P1-P4) */
+};
+
 struct cl_shm {
 	struct cl_hdr hdr;
 	struct cl_node nodes[CL_NSLOTS];
 	struct cl_reg regs[CL_NSLOTS];
 	struct cl_entry table[CL_TABLE_SLOTS];
+	struct cl_plk plk;
 };
 
 /* ---- process-local handle ---- */
@@ -772,6 +800,26 @@ static void cl_wait_put_locked(struct cl_handle *h, uint64_t res, enum coord_mod
 		cl_delete_locked(shm, e);
 }
 
+/* ---- advisory locks: the parts other state changes call ---- */
+
+static void cl_plk_wake_locked(struct cl_shm *shm, const struct cpl_nodes *w)
+{
+	if (!w->any)
+		return;
+	for (uint32_t n = 0; n < CL_NSLOTS; n++)
+		if (w->has[n])
+			cl_cond_broadcast_locked(&shm->plk.cond[n]);
+}
+
+/* A2: drop every advisory lock of node n; returns the count. */
+static uint32_t cl_plk_drop_node_locked(struct cl_shm *shm, uint32_t n)
+{
+	struct cpl_nodes wake = { .any = false };
+	uint32_t count = cpl_release_node(&shm->plk.tab, n, &wake);
+	cl_plk_wake_locked(shm, &wake);
+	return count;
+}
+
 /* N2: drop every wait record and post of node n (declared dead, taken
  * over, leaving). */
 static void cl_clear_node_waits_locked(struct cl_shm *shm, uint32_t n)
@@ -794,8 +842,10 @@ static void cl_clear_node_waits_locked(struct cl_shm *shm, uint32_t n)
 	}
 	r->mbox.head = r->mbox.tail;
 	r->mbox.overflow = 0;
+	cpl_clear_node_waits(&shm->plk.tab, n);                 /* A1 */
 	cl_cond_broadcast_locked(&r->lock_cond);
 	cl_cond_broadcast_locked(&r->mbox.cond);
+	cl_cond_broadcast_locked(&shm->plk.cond[n]);
 }
 
 /* ---- blocking callbacks: posting ---- */
@@ -1224,13 +1274,25 @@ static void cl_repair_locked(struct cl_handle *h)
 		 * counterpart's unregister says that it was recovered. */
 	}
 
+	/* advisory locks: P1, P4, then A1 */
+	uint32_t plk_fixed = cpl_repair(&shm->plk.tab);
+	for (uint32_t n = 0; n < CL_NSLOTS; n++) {
+		struct cpl_nodes none = { .any = false };
+		if (shm->nodes[n].state == COORD_ABSENT)
+			plk_fixed += cpl_release_node(&shm->plk.tab, n, &none);
+		if (shm->nodes[n].state != COORD_LIVE)
+			plk_fixed += cpl_clear_node_waits(&shm->plk.tab, n);
+	}
+
 	/* wake everyone: whatever the dead holder meant to wake */
 	for (uint32_t n = 0; n < CL_NSLOTS; n++) {
 		cl_cond_broadcast_locked(&shm->nodes[n].lock_cond);
 		cl_cond_broadcast_locked(&shm->nodes[n].mbox.cond);
+		cl_cond_broadcast_locked(&shm->plk.cond[n]);
 	}
 	pfs_warn("%s repaired: %u entries re-placed, %u duplicates dropped, %u fields fixed, "
-		 "%u resources in use", h->tag, moved, dups, fixed, nlocks);
+		 "%u resources in use, %u advisory records dropped", h->tag, moved, dups, fixed,
+		 nlocks, plk_fixed);
 }
 
 #define CL_CHECK(cond, ...) do { \
@@ -1290,6 +1352,20 @@ static int cl_check_locked(struct cl_handle *h)
 	}
 	CL_CHECK(used == shm->hdr.nlocks && used <= CL_MAX_RES, "%s L5: %u used, count %u",
 		 h->tag, used, shm->hdr.nlocks);
+	char why[128];
+	CL_CHECK(cpl_check(&shm->plk.tab, why, sizeof(why)) == 0, "%s advisory locks: %s",
+		 h->tag, why);
+	for (uint32_t i = 0; i < COORD_PLOCK_MAX; i++) {                 /* A1 */
+		const struct cpl_rec *l = &shm->plk.tab.locks[i];
+		CL_CHECK(!l->type || shm->nodes[l->slot].state != COORD_ABSENT,
+			 "%s A1: advisory lock of absent node %u", h->tag, l->slot);
+	}
+	for (uint32_t k = 0; k < COORD_PLOCK_MAX_WAITS; k++) {
+		const struct cpl_wait *w = &shm->plk.tab.waits[k];
+		CL_CHECK(!w->id || shm->nodes[w->req.slot].state == COORD_LIVE,
+			 "%s A1: node %u is not live and waits for an advisory lock", h->tag,
+			 w->req.slot);
+	}
 	for (uint32_t n = 0; n < CL_NSLOTS; n++) {
 		const struct cl_node *r = &shm->nodes[n];
 		const struct cl_reg *g = &shm->regs[n];
@@ -1547,11 +1623,12 @@ static void cl_leave_node_locked(struct cl_handle *h)
 
 	PFS_ASSERT(cl_current_locked(h));
 	uint32_t n = cl_drop_all_locked(shm, h->slot);
+	uint32_t np = cl_plk_drop_node_locked(shm, h->slot);           /* A2 */
 	cl_clear_node_waits_locked(shm, h->slot);
 	cl_step(COORD_LP_LEAVE);
 	PFS_ASSERT(shm->regs[h->slot].status == COORD_REG_INACTIVE);   /* R1 */
 	__atomic_store_n(&r->state, COORD_ABSENT, __ATOMIC_RELEASE);   /* commit; N3 */
-	pfs_info("%s left (%u locks released)", h->tag, n);
+	pfs_info("%s left (%u locks, %u advisory locks released)", h->tag, n, np);
 }
 
 /* DEAD -> ABSENT once nothing is retained and nobody is registered. */
@@ -1562,6 +1639,7 @@ static void cl_maybe_absent_locked(struct cl_handle *h, uint32_t slot)
 
 	if (r->state != COORD_DEAD || r->nheld || shm->regs[slot].status != COORD_REG_INACTIVE)
 		return;
+	cl_plk_drop_node_locked(shm, slot);                              /* A1, A2 */
 	__atomic_store_n(&r->state, COORD_ABSENT, __ATOMIC_RELEASE);   /* N3 */
 	pfs_info("%s node %u is recovered: its slot is free", h->tag, slot);
 }
@@ -1829,8 +1907,9 @@ static int cl_unlock_all(struct coord *c)
 		err = -ESTALE;
 	} else {
 		uint32_t n = cl_drop_all_locked(h->shm, h->slot);
-		if (n)
-			pfs_info("%s released all %u locks", h->tag, n);
+		uint32_t np = cl_plk_drop_node_locked(h->shm, h->slot);        /* A2 */
+		if (n || np)
+			pfs_info("%s released all %u locks and %u advisory locks", h->tag, n, np);
 	}
 	cl_leave(h);
 	return err;
@@ -1906,6 +1985,8 @@ static int cl_release_retained(struct coord *c, uint32_t slot, uint64_t res)
 		n = 1;
 	} else {
 		n = cl_drop_all_locked(shm, slot);
+		uint32_t np = cl_plk_drop_node_locked(shm, slot);              /* A2 */
+		pfs_info("%s released %u advisory locks of node %u", h->tag, np, slot);
 	}
 	pfs_info("%s released %u retained locks of node %u (%u left)", h->tag, n, slot,
 		 shm->nodes[slot].nheld);
@@ -2081,6 +2162,150 @@ static int cl_reg_info(struct coord *c, uint32_t slot, struct coord_reg_info *ou
 	return 0;
 }
 
+/* ---- advisory locks: the ops ---- */
+
+static void cl_plk_step(void)
+{
+	cl_step(COORD_LP_PLOCK_ADD);
+}
+
+/* The pid of lock l that the caller can show (pfs_coord.h): its own
+ * node's, or that of a node in the caller's pid namespace; else 0. */
+static int32_t cl_plk_pid_locked(const struct cl_handle *h, const struct cpl_rec *l)
+{
+	const struct cl_node *r = &h->shm->nodes[l->slot];
+	if (l->slot == h->slot || (r->pidns && r->pidns == h->pidns))
+		return l->pid;
+	return 0;
+}
+
+static int cl_plock_test(struct coord *c, struct coord_plock *lk)
+{
+	struct cl_handle *h = c->be;
+	int err = cl_enter(h);
+	if (err)
+		return err;
+	if (!cl_current_locked(h)) {
+		err = -ESTALE;
+	} else {
+		const struct cpl_rec *l = cpl_conflict(&h->shm->plk.tab, lk);
+		if (l) {
+			cpl_to_plock(l, lk);
+			lk->pid = cl_plk_pid_locked(h, l);
+		} else {
+			lk->type = COORD_PLOCK_UNLCK;
+		}
+	}
+	cl_leave(h);
+	return err;
+}
+
+static int cl_plock_set(struct coord *c, const struct coord_plock *lk, bool wait,
+			bool (*cancelled)(void *arg), void *arg)
+{
+	struct cl_handle *h = c->be;
+	struct cl_shm *shm = h->shm;
+	struct cpl_table *t = &shm->plk.tab;
+	int64_t wid = 0;
+	int err = cl_enter(h);
+	if (err)
+		return err;
+	for (;;) {
+		if (!cl_current_locked(h)) {
+			err = -ESTALE;
+			break;
+		}
+		bool changed = false;
+		err = cpl_set(t, lk, &changed, cl_plk_step);
+		if (changed) {
+			struct cpl_nodes wake = { .any = false };
+			cpl_waiters(t, lk->ino, &wake);
+			cl_plk_wake_locked(shm, &wake);
+		}
+		if (err != -EAGAIN || !wait)
+			break;
+		if (cancelled && cancelled(arg)) {
+			err = -EINTR;
+			break;
+		}
+		if (cpl_deadlock(t, lk)) {
+			pfs_debug("%s advisory lock of owner %#llx on inode %llu: deadlock", h->tag,
+				  (unsigned long long)lk->owner, (unsigned long long)lk->ino);
+			err = -EDEADLK;
+			break;
+		}
+		if (!wid) {
+			wid = cpl_wait_add(t, lk);
+			if (wid < 0) {
+				err = (int)wid;
+				wid = 0;
+				pfs_warn("%s advisory locks: %u requests wait already", h->tag,
+					 COORD_PLOCK_MAX_WAITS);
+				break;
+			}
+		}
+		err = cl_cond_wait_locked(h, &shm->plk.cond[h->slot], UINT64_MAX);
+		if (err)
+			return err;
+	}
+	/* gone already if our node was fenced (A1) */
+	if (wid)
+		cpl_wait_del(t, (uint64_t)wid);
+	cl_leave(h);
+	if (err == -ENOLCK)
+		pfs_warn("%s advisory lock table full (%u locks)", h->tag, COORD_PLOCK_MAX);
+	return err;
+}
+
+static int cl_plock_interrupt(struct coord *c)
+{
+	struct cl_handle *h = c->be;
+	int err = cl_enter(h);
+	if (err)
+		return err;
+	cl_cond_broadcast_locked(&h->shm->plk.cond[h->slot]);
+	cl_leave(h);
+	return 0;
+}
+
+static int cl_plock_release_owner(struct coord *c, uint64_t ino, uint64_t owner,
+				  enum coord_plock_kind kind)
+{
+	struct cl_handle *h = c->be;
+	/* every close of a file comes here: a node without advisory locks
+	 * does not take the segment mutex */
+	if (cpl_node_locks(&h->shm->plk.tab, h->slot) == 0)
+		return 0;
+	int err = cl_enter(h);
+	if (err)
+		return err;
+	if (!cl_current_locked(h)) {
+		err = -ESTALE;
+	} else {
+		struct cpl_nodes wake = { .any = false };
+		err = (int)cpl_release_owner(&h->shm->plk.tab, h->slot, owner, ino, kind, &wake);
+		cl_plk_wake_locked(h->shm, &wake);
+	}
+	cl_leave(h);
+	return err;
+}
+
+static int cl_plocks(struct coord *c, struct coord_plock *out, size_t max)
+{
+	struct cl_handle *h = c->be;
+	size_t count = 0;
+	int err = cl_enter(h);
+	if (err)
+		return err;
+	for (uint32_t i = 0; i < COORD_PLOCK_MAX && count < max; i++) {
+		const struct cpl_rec *l = &h->shm->plk.tab.locks[i];
+		if (l->type != COORD_PLOCK_UNLCK)
+			cpl_to_plock(l, &out[count++]);
+	}
+	cl_leave(h);
+	return (int)count;
+}
+
 const struct coord_ops coord_local_ops = {
 	.name = "local",
 	.open = cl_open,
@@ -2102,4 +2327,9 @@ const struct coord_ops coord_local_ops = {
 	.renew = cl_renew,
 	.unregister = cl_unregister,
 	.reg_info = cl_reg_info,
+	.plock_test = cl_plock_test,
+	.plock_set = cl_plock_set,
+	.plock_interrupt = cl_plock_interrupt,
+	.plock_release_owner = cl_plock_release_owner,
+	.plocks = cl_plocks,
 };

@@ -26,6 +26,8 @@ enum coord_local_point {
 	COORD_LP_LEAVE,         /* leaving: locks released, node still LIVE */
 	COORD_LP_DECLARE,       /* node DEAD, its waits and posts not cleared */
 	COORD_LP_REGISTER,      /* registration filled, status not yet ACTIVE */
+	COORD_LP_PLOCK_ADD,     /* advisory lock update: an owner's ranges
+				 * removed or shrunk, the new ones not added */
 };
 
 /* Called at every step point with the mutex held (NULL: none).  The hook

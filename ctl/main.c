@@ -123,6 +123,23 @@ static void print_coordinator(const struct pfs_super *sb)
 		       "", li[i].waiters);
 	}
 	free(li);
+
+	struct coord_plock *pl = calloc(COORD_PLOCK_MAX, sizeof(*pl));
+	n = pl ? coord_plocks(c, pl, COORD_PLOCK_MAX) : 0;
+	printf("advisory locks: %d (flock and fcntl)\n", n < 0 ? 0 : n);
+	for (int i = 0; i < n; i++) {
+		char end[32];
+		if (pl[i].end == COORD_PLOCK_EOF)
+			snprintf(end, sizeof(end), "EOF");
+		else
+			snprintf(end, sizeof(end), "%llu", (unsigned long long)pl[i].end);
+		printf("  inode %-10llu node %-3u pid %-8d %-5s %-5s %llu-%s\n",
+		       (unsigned long long)pl[i].ino, pl[i].slot, pl[i].pid,
+		       pl[i].kind == COORD_PLOCK_FLOCK ? "flock" : "fcntl",
+		       pl[i].type == COORD_PLOCK_WR ? "write" : "read",
+		       (unsigned long long)pl[i].start, end);
+	}
+	free(pl);
 	coord_close(c);
 }
 

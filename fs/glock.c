@@ -1,7 +1,8 @@
 /*
  * glock.c -- the filesystem's side of the cluster: cluster locks cached by
  * this node ("glocks"), what the node does when a peer wants one of them,
- * kernel cache invalidation, and the failure detector.
+ * kernel cache invalidation, and the failure detector's actions (its
+ * decisions are cluster/fdetect.c's).
  *
  * Design notes
  *
@@ -64,6 +65,7 @@
 
 #include "pfs_fs.h"
 #include "pfs_coord.h"
+#include "pfs_fdetect.h"
 #include "pfs_util.h"
 
 #define GL_HASH         4096
@@ -114,10 +116,8 @@ struct pfs_glocks {
 	pthread_t dc_thread, nt_thread;
 	bool threads;
 
-	/* Failure detector: hb thread only. */
-	uint64_t seen_seq[PFS_MAX_SLOTS];
-	uint64_t seen_ns[PFS_MAX_SLOTS];
-	uint64_t last_beat_ns;
+	/* Failure detector (pfs_fdetect.h): hb thread only. */
+	struct fd_state fd;
 
 	/* Counters for status and benchmarks: protected by mu. */
 	uint64_t n_try_fail, n_waits, n_releases, n_downgrades, n_late;
@@ -665,7 +665,7 @@ int gl_start(struct pfs_fs *fs)
 	pthread_cond_init(&gl->ncond, &ca);
 	pthread_condattr_destroy(&ca);
 	gl->notes_tail = &gl->notes;
-	gl->last_beat_ns = pfs_now_mono_ns();
+	fd_init(&gl->fd, fs->opts.dead_ms, fs->opts.fence_ms, pfs_now_mono_ns());
 	fs->gl = gl;
 	return 0;
 
@@ -765,10 +765,10 @@ struct coord *gl_coord(struct pfs_fs *fs)
 }
 
 /* One heartbeat period (from the heartbeat thread, without fs->lock):
- * beat at the coordinator, fence if beats failed for fence_ms, and
- * declare dead the peers that are silent at the coordinator and whose
- * disk heartbeat has not moved for dead_ms.  Returns the number of peers
- * declared dead. */
+ * beat at the coordinator, and act on the failure detector's decisions
+ * (pfs_fdetect.h): fence if beats failed for fence_ms, declare dead the
+ * peers that are silent at the coordinator and whose disk heartbeat has
+ * not moved for dead_ms.  Returns the number of peers declared dead. */
 int gl_tick(struct pfs_fs *fs, bool disk_beat_ok)
 {
 	struct pfs_glocks *gl = fs->gl;
@@ -776,14 +776,7 @@ int gl_tick(struct pfs_fs *fs, bool disk_beat_ok)
 		return 0;
 	uint64_t now = pfs_now_mono_ns();
 	int err = coord_heartbeat(gl->coord);
-	bool ok = !err && disk_beat_ok;
-	if (ok)
-		gl->last_beat_ns = now;
-	/* Fence when beats have been failing for fence_ms (a thread that
-	 * was merely slow to run beats again; if its peers declared it dead
-	 * meanwhile, the coordinator answers -ESTALE). */
-	if (err == -ESTALE ||
-	    (!ok && now - gl->last_beat_ns > (uint64_t)fs->opts.fence_ms * 1000000ull)) {
+	if (fd_self_beat(&gl->fd, err, disk_beat_ok, now) == FD_SELF_FENCE) {
 		pthread_mutex_lock(&fs->lock);
 		fs_fence(fs, err ? err : -ETIMEDOUT,
 			 err == -ESTALE ? "this node was declared dead by its peers"
@@ -791,27 +784,28 @@ int gl_tick(struct pfs_fs *fs, bool disk_beat_ok)
 		pthread_mutex_unlock(&fs->lock);
 		return 0;
 	}
-	uint32_t silent[PFS_MAX_SLOTS];
+	uint32_t silent[PFS_MAX_SLOTS], dead[PFS_MAX_SLOTS];
+	struct fd_obs obs[PFS_MAX_SLOTS];
 	int n = coord_silent_nodes(gl->coord, silent, PFS_MAX_SLOTS);
-	int declared = 0;
 	for (int i = 0; i < n; i++) {
-		uint32_t s = silent[i];
-		uint64_t seq;
-		if (vol_read_heartbeat(fs, s, &seq) == 0 && seq != gl->seen_seq[s]) {
-			gl->seen_seq[s] = seq;          /* still writes the disk: alive */
-			gl->seen_ns[s] = now;
-			continue;
-		}
-		if (gl->seen_ns[s] == 0)
-			gl->seen_ns[s] = now - (uint64_t)fs->opts.dead_ms * 1000000ull;
-		if (now - gl->seen_ns[s] < (uint64_t)fs->opts.dead_ms * 1000000ull)
-			continue;
-		err = coord_declare_dead(gl->coord, s);
+		obs[i].slot = silent[i];
+		obs[i].disk_ok = vol_read_heartbeat(fs, silent[i], &obs[i].seq) == 0;
+		if (!obs[i].disk_ok)
+			obs[i].seq = 0;
+	}
+	size_t nd = fd_peers_tick(&gl->fd, obs, n > 0 ? (size_t)n : 0, now, dead, PFS_MAX_SLOTS);
+	int declared = 0;
+	for (size_t i = 0; i < nd; i++) {
+		err = coord_declare_dead(gl->coord, dead[i]);
 		if (!err) {
 			pfs_warn("node %u is dead: no heartbeat at the coordinator or on disk for %d ms; its locks are retained until it is recovered",
-				 s, fs->opts.dead_ms);
+				 dead[i], fs->opts.dead_ms);
 			declared++;
+		} else if (err != -EAGAIN && err != -ENOENT) {
+			pfs_warn("node %u: cannot declare it dead: %s", dead[i], strerror(-err));
+			fd_declare_failed(&gl->fd, dead[i]);
 		}
+		/* -EAGAIN: it beat again; -ENOENT: it left */
 	}
 	return declared;
 }

@@ -145,8 +145,17 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want &= ~FUSE_CAP_SPLICE_WRITE;
-	/* Locks stay node-local in the kernel until cluster locks exist. */
-	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/* Advisory locks are cluster-wide through the coordinator
+	 * (ops_lock.c); without one (coord=none, a single node) the
+	 * kernel keeps them, which is exact for one node. */
+	if (gl_coord(fs)) {
+		conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+		if (!(conn->capable & FUSE_CAP_POSIX_LOCKS) || !(conn->capable & FUSE_CAP_FLOCK_LOCKS))
+			pfs_warn("the kernel cannot pass %s locks to the filesystem: they stay local to this node",
+				 conn->capable & FUSE_CAP_POSIX_LOCKS ? "flock" : "fcntl");
+	} else {
+		conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	}
 	conn->max_write = fs->max_write;
 	conn->max_readahead = 1u << 20;
 }
@@ -170,6 +179,9 @@ const struct fuse_lowlevel_ops pfs_ll_ops = {
 	.read = ops_read,
 	.write = ops_write,
 	.flush = ops_flush,
+	.getlk = ops_getlk,
+	.setlk = ops_setlk,
+	.flock = ops_flock,
 	.release = ops_release,
 	.fsync = ops_fsync,
 	.opendir = ops_opendir,

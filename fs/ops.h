@@ -86,6 +86,15 @@ void ops_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			 struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			 struct fuse_file_info *fi_out, size_t len, int flags);
 
+/* ops_lock.c */
+void ops_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock);
+void ops_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+	       int sleep);
+void ops_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
+/* Drop the POSIX (flush) or flock (last release) locks of an owner on
+ * ino.  Without fs->lock. */
+void ops_lock_release_owner(struct pfs_fs *fs, fuse_ino_t ino, uint64_t owner, bool flock);
+
 /* ops_xattr.c */
 void ops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 		  size_t size, int flags);

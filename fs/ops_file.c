@@ -118,6 +118,8 @@ static void open_undo(struct pfs_fs *fs, fuse_ino_t ino)
 
 void ops_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	if (fi->flock_release)          /* the open file description's flock lock */
+		ops_lock_release_owner(fuse_req_userdata(req), ino, fi->lock_owner, true);
 again:;
 	struct pfs_fs *fs = ops_enter(req);
 	int err = close_inode(fs, ino);
@@ -210,6 +212,8 @@ void ops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pfs_fs *fs = ops_enter(req);
 	int err = fs_check_fenced(fs);
 	ops_leave(fs);
+	/* a close: the closing process's POSIX locks on the file go */
+	ops_lock_release_owner(fs, ino, fi->lock_owner, false);
 	ops_reply_err(req, err);
 }
 

@@ -116,6 +116,64 @@
  *  - Local backend: -EPROTO from coord_open/coord_attach_readonly when the
  *    volume's segment has another layout (another peerfs version) and
  *    running processes still use it; unused, it is rebuilt.
+ *
+ * Advisory locks (flock(2) and fcntl(2) byte-range locks, cluster-wide).
+ * A separate table from the cluster locks above: an advisory lock is
+ * held by an owner, the pair (node slot, the FUSE lock_owner of that
+ * node: a 64-bit id the node's kernel gives each open file description
+ * for flock, each set of files of a process for POSIX locks), on an
+ * inode, with a type RD or WR and, for POSIX locks, an inclusive byte
+ * range [start, end] (end COORD_PLOCK_EOF: to the end of file, however it
+ * grows).  flock locks cover the whole file and live apart from POSIX
+ * locks, as on Linux: neither kind ever conflicts with the other.
+ *   Conflicts: two locks of different owners on the same inode and kind
+ *     conflict when their ranges overlap and either is WR.  An owner never
+ *     conflicts with itself.
+ *   coord_plock_set of type RD or WR (POSIX): replaces whatever the
+ *     owner held on the range by the new type (upgrade or downgrade in
+ *     place, splitting the owner's locks that stick out of the range),
+ *     then merges it with the owner's locks of the same type that overlap
+ *     or touch it; type UNLCK removes the range from the owner's locks
+ *     (splitting one that contains it).  All or nothing: on any error the
+ *     owner's locks are as before.
+ *   coord_plock_set (flock): one lock per owner and inode; a new type
+ *     first drops the owner's lock of the other type (as Linux does: a
+ *     conversion is not atomic, and two SH holders converting to EX
+ *     cannot deadlock), then takes the new one; UNLCK drops it.
+ *   Waiting (wait true): until no conflict remains.  -EINTR once
+ *     cancelled(arg) returns true: it is called each time the waiter
+ *     wakes, at least once a second, under the backend's lock (it must
+ *     be quick and take no lock); coord_plock_interrupt wakes every
+ *     waiter of this node at once.  -EDEADLK (POSIX only) when the
+ *     request would close a cycle: the owner that holds a conflicting
+ *     lock waits, directly or through a chain of up to 16 owners, for a
+ *     lock this owner holds.  Without wait a conflict is -EAGAIN (flock:
+ *     EWOULDBLOCK is the same number).
+ *   F_GETLK: coord_plock_test fills *lk with the first conflicting lock
+ *     (type, range, its node's slot, owner and pid) or sets type UNLCK.
+ *     The pid is the holder's pid as its node's kernel gave it, when the
+ *     holder's node runs in the caller's pid namespace (the same node, or
+ *     local backend: another daemon of this host in the same namespace);
+ *     otherwise 0, a number that names no process.  A filesystem passes
+ *     it to its kernel as is (FUSE maps it into the caller's namespace).
+ *   Release: coord_plock_release_owner drops every lock of one owner
+ *     (close of a file: POSIX at flush, flock at the last release).  A
+ *     node's locks all go when it leaves (coord_close), when a takeover
+ *     of its slot calls coord_unlock_all, and, for a DEAD node, when its
+ *     counterpart calls coord_release_retained with res 0: they are kept
+ *     until then like its cluster locks, so no other process takes a
+ *     range the dead node's processes guarded before the dead node's
+ *     half-done changes are backed out (GFS2 drops a dead node's plocks
+ *     at recovery too).  coord_release_retained of one resource keeps
+ *     them.  A DEAD node's waiters fail (its pending requests fail); a
+ *     node that is ABSENT holds none.
+ *   Limits: COORD_PLOCK_MAX locks and COORD_PLOCK_MAX_WAITS waiting
+ *     requests in the whole cluster; -ENOLCK when a request would need
+ *     more (a set that adds records needs room for the records it may
+ *     add, at most two).
+ *   Errors: -ESTALE for a fenced handle, -EROFS for a read-only one,
+ *     -EINVAL for bad arguments (ino 0, type or kind out of range,
+ *     start > end; UNLCK to coord_plock_test).
  */
 #ifndef PFS_COORD_H
 #define PFS_COORD_H
@@ -131,7 +189,7 @@ struct coord;
 #define COORD_RES_INODE  1ull  /* an inode: attributes, data, entries */
 #define COORD_RES_GROUP  2ull  /* an allocation group's bitmaps */
 #define COORD_RES_SLOT   3ull  /* a node slot (its journal) */
-#define COORD_RES_FLOCK  4ull  /* reserved for cluster-wide flock */
+#define COORD_RES_FLOCK  4ull  /* unused: advisory locks have a table of their own */
 #define COORD_RES_OPEN   5ull  /* an inode is open on the holders (SH) */
 static inline uint64_t coord_res(uint64_t type, uint64_t id)
 {
@@ -231,6 +289,42 @@ int coord_reg_info(struct coord *c, uint32_t slot, struct coord_reg_info *out);
 /* Read-only attach for status tools (no join): -ENOENT if no node ever
  * created the state. */
 int coord_attach_readonly(const struct coord_config *cfg, struct coord **out);
+
+/* ---- advisory locks (flock and fcntl byte ranges) ---- */
+
+#define COORD_PLOCK_EOF       UINT64_MAX       /* end of a range "to EOF" */
+#define COORD_PLOCK_MAX       4096u            /* locks in the cluster */
+#define COORD_PLOCK_MAX_WAITS 256u             /* waiting requests */
+
+enum coord_plock_kind { COORD_PLOCK_POSIX = 0, COORD_PLOCK_FLOCK = 1 };
+enum coord_plock_type { COORD_PLOCK_UNLCK = 0, COORD_PLOCK_RD = 1, COORD_PLOCK_WR = 2 };
+
+struct coord_plock {
+	uint64_t ino;
+	uint64_t owner;                 /* the node's lock owner id */
+	uint32_t slot;                  /* the owner's node (set by the calls) */
+	int32_t pid;                    /* the process that asked (0 unknown) */
+	enum coord_plock_kind kind;
+	enum coord_plock_type type;
+	uint64_t start, end;            /* inclusive; flock: 0, EOF */
+};
+
+/* F_GETLK: lk is a request of this node (ino, owner, kind, type, range);
+ * on return lk describes the first conflicting lock, or its type is
+ * COORD_PLOCK_UNLCK. */
+int coord_plock_test(struct coord *c, struct coord_plock *lk);
+/* Lock, convert or unlock (see "Advisory locks").  wait: block until the
+ * lock is granted, -EINTR once cancelled(arg) (may be NULL) is true. */
+int coord_plock_set(struct coord *c, const struct coord_plock *lk, bool wait,
+		    bool (*cancelled)(void *arg), void *arg);
+/* Wake this node's waiting requests so they ask cancelled() again. */
+int coord_plock_interrupt(struct coord *c);
+/* Drop every lock of (this node, owner) of that kind on ino (0: on every
+ * inode); returns the number of locks dropped. */
+int coord_plock_release_owner(struct coord *c, uint64_t ino, uint64_t owner,
+			      enum coord_plock_kind kind);
+/* Snapshot of the advisory locks; returns the number stored. */
+int coord_plocks(struct coord *c, struct coord_plock *out, size_t max);
 
 /* Names for displays and logs: "NL", "SH", "EX"; "absent", "live", "dead". */
 const char *coord_mode_name(enum coord_mode m);

@@ -10,6 +10,10 @@
  *                       running transaction.
  *   2. bcache internal  (pfs_bcache.h), taken and dropped inside calls.
  *   3. bio internal     (pfs_bio.h), counters and fault state only.
+ * The coordinator's own locks (pfs_coord.h) are taken inside coord_*
+ * calls, after fs->lock and fs/glock.c's gl->mu when those are held; an
+ * advisory lock request that waits (fs/ops_lock.c) holds no lock of the
+ * filesystem while it waits.
  * Functions of the modules below expect fs->lock held unless their comment
  * says otherwise; the FUSE entry points (fs/ops_*.c) take it.
  *

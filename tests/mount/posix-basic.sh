@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # posix-basic: every posix_check group on a fresh volume, then the data
-# path groups again on a volume mounted with data=ordered.  The checks
+# path groups again on a volume mounted with data=ordered, and the lock
+# group with coord=none (kernel-local locks).  The checks
 # must leave the root directory empty; fsck after each mount.
 # timeout: 300
 set -euo pipefail
@@ -25,3 +26,10 @@ mkdir mnt/work
 rmdir mnt/work
 pfs_umount mnt
 pfs_fsck
+
+step "posix_check, locks, coord=none (the kernel keeps them)"
+pfs_mount mnt -o coord=none
+mkdir mnt/work
+"$pc" mnt/work lock
+rmdir mnt/work
+pfs_umount mnt

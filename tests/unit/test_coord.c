@@ -6,7 +6,10 @@
  * the failure detector (fake clock), and several processes sharing one
  * segment: a lock handed over through callbacks, processes killed while
  * holding the segment mutex at each step point, a killed holder whose
- * locks are retained, and a restart after every node died.
+ * locks are retained, and a restart after every node died; the advisory
+ * lock table (flock and fcntl ranges): conflicts, range splitting and
+ * merging, owners, releases, waiting, interrupts, deadlocks, limits and
+ * dead nodes.
  *
  * Each test uses a segment named after a random UUID and unlinks it at
  * teardown.  Nodes of one test usually live in one process (one handle
@@ -1230,6 +1233,22 @@ static void child_register(struct tenv *t, void *arg)
 	coord_register(c, 2, 60000);
 }
 
+static void child_plock_split(struct tenv *t, void *arg)
+{
+	struct coord *c;
+	struct coord_plock p = {
+		.ino = 5, .owner = 1, .kind = COORD_PLOCK_POSIX, .type = COORD_PLOCK_WR,
+		.start = 0, .end = 99,
+	};
+	if (try_open(t, 1, &c) || coord_plock_set(c, &p, false, NULL, NULL))
+		_exit(4);
+	arm();
+	p.type = COORD_PLOCK_UNLCK;
+	p.start = 40;
+	p.end = 59;
+	coord_plock_set(c, &p, false, NULL, NULL);
+}
+
 /* The child (slot 1) is gone: declare it dead from p. */
 static void bury_child(struct coord *p)
 {
@@ -1475,6 +1494,589 @@ static void test_mp_restart_after_all_died(void **state)
 	close(to_parent[1]);
 }
 
+/* ---- advisory locks (flock and fcntl byte ranges) ---- */
+
+#define PL_EOF COORD_PLOCK_EOF
+
+static struct coord_plock pl(uint64_t ino, uint64_t owner, enum coord_plock_type type,
+			     uint64_t start, uint64_t end)
+{
+	return (struct coord_plock){ .ino = ino, .owner = owner, .pid = (int32_t)(1000 + owner),
+				     .kind = COORD_PLOCK_POSIX, .type = type, .start = start,
+				     .end = end };
+}
+
+static struct coord_plock fl(uint64_t ino, uint64_t owner, enum coord_plock_type type)
+{
+	struct coord_plock p = pl(ino, owner, type, 0, PL_EOF);
+	p.kind = COORD_PLOCK_FLOCK;
+	return p;
+}
+
+static int pl_set(struct coord *c, struct coord_plock p)
+{
+	return coord_plock_set(c, &p, false, NULL, NULL);
+}
+
+/* The conflicting lock coord_plock_test reports (type UNLCK: none). */
+static struct coord_plock pl_test(struct coord *c, struct coord_plock p)
+{
+	assert_int_equal(coord_plock_test(c, &p), 0);
+	return p;
+}
+
+static int pl_cmp(const void *a, const void *b)
+{
+	const struct coord_plock *x = a, *y = b;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+/* The locks of ino, sorted, as "slot:owner:T:start-end " (end E = EOF). */
+static const char *pl_dump(struct coord *c, uint64_t ino)
+{
+	static struct coord_plock v[COORD_PLOCK_MAX];
+	static char buf[4096];
+	int n = coord_plocks(c, v, COORD_PLOCK_MAX), k = 0;
+	size_t len = 0;
+	assert_true(n >= 0);
+	for (int i = 0; i < n; i++)
+		if (v[i].ino == ino)
+			v[k++] = v[i];
+	qsort(v, (size_t)k, sizeof(v[0]), pl_cmp);
+	buf[0] = '\0';
+	for (int i = 0; i < k && len < sizeof(buf) - 80; i++) {
+		char end[32];
+		if (v[i].end == PL_EOF)
+			snprintf(end, sizeof(end), "E");
+		else
+			snprintf(end, sizeof(end), "%llu", (unsigned long long)v[i].end);
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%u:%llu:%s%s:%llu-%s ",
+					v[i].slot, (unsigned long long)v[i].owner,
+					v[i].kind == COORD_PLOCK_FLOCK ? "f" : "",
+					v[i].type == COORD_PLOCK_WR ? "W" : "R",
+					(unsigned long long)v[i].start, end);
+	}
+	return buf;
+}
+
+static void test_plock_args(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0);
+	struct coord_plock p = pl(0, 1, COORD_PLOCK_WR, 0, 9);
+
+	assert_int_equal(pl_set(a, p), -EINVAL);                   /* ino 0 */
+	p = pl(5, 1, COORD_PLOCK_WR, 10, 9);
+	assert_int_equal(pl_set(a, p), -EINVAL);                   /* start > end */
+	p = pl(5, 1, (enum coord_plock_type)3, 0, 9);
+	assert_int_equal(pl_set(a, p), -EINVAL);
+	p = pl(5, 1, COORD_PLOCK_WR, 0, 9);
+	p.kind = (enum coord_plock_kind)2;
+	assert_int_equal(pl_set(a, p), -EINVAL);
+	p = pl(5, 1, COORD_PLOCK_UNLCK, 0, 9);
+	assert_int_equal(coord_plock_test(a, &p), -EINVAL);        /* nothing to test */
+	assert_int_equal(coord_plock_set(a, NULL, false, NULL, NULL), -EINVAL);
+	assert_int_equal(coord_plock_release_owner(a, 5, 1, (enum coord_plock_kind)7), -EINVAL);
+	/* the slot is the caller's, whatever the request says */
+	p = pl(5, 1, COORD_PLOCK_WR, 0, 9);
+	p.slot = 3;
+	assert_int_equal(pl_set(a, p), 0);
+	assert_string_equal(pl_dump(a, 5), "0:1:W:0-9 ");
+	/* unlocking what is not held is fine (POSIX) */
+	assert_int_equal(pl_set(a, pl(5, 2, COORD_PLOCK_UNLCK, 0, PL_EOF)), 0);
+	assert_int_equal(pl_set(a, fl(5, 2, COORD_PLOCK_UNLCK)), 0);
+
+	struct coord_config cfg = cfg_of(t, 0);
+	struct coord *ro = NULL;
+	assert_int_equal(coord_attach_readonly(&cfg, &ro), 0);
+	p = pl(5, 1, COORD_PLOCK_WR, 0, 9);
+	assert_int_equal(coord_plock_set(ro, &p, false, NULL, NULL), -EROFS);
+	assert_int_equal(coord_plock_test(ro, &p), -EROFS);
+	assert_int_equal(coord_plock_release_owner(ro, 5, 1, COORD_PLOCK_POSIX), -EROFS);
+	struct coord_plock v[4];
+	assert_int_equal(coord_plocks(ro, v, 4), 1);               /* a snapshot reads */
+	coord_close(ro);
+	assert_int_equal(coord_local_check(a), 0);
+	coord_close(a);
+}
+
+static void test_plock_conflicts(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0), *b = open_node(t, 1);
+	struct coord_plock r;
+
+	assert_int_equal(pl_set(a, pl(7, 1, COORD_PLOCK_WR, 100, 199)), 0);
+	/* another node: overlapping ranges conflict, touching ones do not */
+	assert_int_equal(pl_set(b, pl(7, 1, COORD_PLOCK_WR, 150, 160)), -EAGAIN);
+	assert_int_equal(pl_set(b, pl(7, 1, COORD_PLOCK_RD, 199, 300)), -EAGAIN);
+	assert_int_equal(pl_set(b, pl(7, 1, COORD_PLOCK_RD, 0, 100)), -EAGAIN);
+	assert_int_equal(pl_set(b, pl(7, 1, COORD_PLOCK_WR, 200, 299)), 0);
+	assert_int_equal(pl_set(b, pl(7, 1, COORD_PLOCK_WR, 0, 99)), 0);
+	/* another owner of the same node conflicts too; the owner never */
+	assert_int_equal(pl_set(a, pl(7, 2, COORD_PLOCK_RD, 100, 100)), -EAGAIN);
+	assert_int_equal(pl_set(a, pl(7, 1, COORD_PLOCK_WR, 120, 130)), 0);
+	/* other inodes are independent */
+	assert_int_equal(pl_set(b, pl(8, 1, COORD_PLOCK_WR, 0, PL_EOF)), 0);
+
+	/* F_GETLK reports the conflicting lock of the other node, its pid
+	 * visible (one pid namespace) */
+	r = pl_test(b, pl(7, 1, COORD_PLOCK_RD, 150, 150));
+	assert_int_equal(r.type, COORD_PLOCK_WR);
+	assert_int_equal(r.start, 100);
+	assert_int_equal(r.end, 199);
+	assert_int_equal(r.slot, 0);
+	assert_int_equal(r.owner, 1);
+	assert_int_equal(r.pid, 1001);
+	r = pl_test(b, pl(7, 1, COORD_PLOCK_WR, 0, 99));           /* its own */
+	assert_int_equal(r.type, COORD_PLOCK_UNLCK);
+	r = pl_test(a, pl(7, 9, COORD_PLOCK_RD, 250, PL_EOF));
+	assert_int_equal(r.type, COORD_PLOCK_WR);
+	assert_int_equal(r.slot, 1);
+	assert_int_equal(r.start, 200);
+	r = pl_test(a, pl(7, 9, COORD_PLOCK_RD, 300, PL_EOF));
+	assert_int_equal(r.type, COORD_PLOCK_UNLCK);
+
+	/* readers share */
+	assert_int_equal(pl_set(a, pl(9, 1, COORD_PLOCK_RD, 0, PL_EOF)), 0);
+	assert_int_equal(pl_set(b, pl(9, 1, COORD_PLOCK_RD, 10, 20)), 0);
+	assert_int_equal(pl_set(b, pl(9, 2, COORD_PLOCK_RD, 0, 0)), 0);
+	assert_int_equal(pl_set(b, pl(9, 1, COORD_PLOCK_WR, 10, 20)), -EAGAIN); /* upgrade waits */
+	r = pl_test(b, pl(9, 1, COORD_PLOCK_WR, 10, 20));
+	assert_int_equal(r.type, COORD_PLOCK_RD);
+	assert_int_equal(r.slot, 0);
+	/* a failed request changed nothing */
+	assert_string_equal(pl_dump(a, 9), "0:1:R:0-E 1:2:R:0-0 1:1:R:10-20 ");
+	/* POSIX and flock locks live apart */
+	assert_int_equal(pl_set(b, fl(7, 5, COORD_PLOCK_WR)), 0);
+	assert_int_equal(pl_set(a, fl(7, 5, COORD_PLOCK_RD)), -EAGAIN);
+	assert_int_equal(coord_local_check(a), 0);
+	coord_close(a);
+	coord_close(b);
+}
+
+static void test_plock_ranges(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0);
+
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_WR, 0, 99)), 0);
+	/* unlock in the middle splits */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_UNLCK, 40, 59)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-39 0:1:W:60-99 ");
+	/* a downgrade over a part */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_RD, 50, 69)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-39 0:1:R:50-69 0:1:W:70-99 ");
+	/* touching the same type merges; another type next to it stays */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_WR, 40, 49)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-49 0:1:R:50-69 0:1:W:70-99 ");
+	/* an upgrade joins everything */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_WR, 50, 69)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-99 ");
+	/* a downgrade strictly inside splits in three */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_RD, 10, 19)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-9 0:1:R:10-19 0:1:W:20-99 ");
+	/* overlapping the same type extends, and to EOF */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_WR, 90, PL_EOF)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-9 0:1:R:10-19 0:1:W:20-E ");
+	/* unlock over the ends of two locks */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_UNLCK, 5, 24)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-4 0:1:W:25-E ");
+	/* relocking what is held is a no-op */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_WR, 30, 40)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-4 0:1:W:25-E ");
+	/* reads touching on both sides merge into one */
+	assert_int_equal(pl_set(a, pl(3, 2, COORD_PLOCK_RD, 1000, 1000)), -EAGAIN);
+	assert_int_equal(pl_set(a, pl(4, 2, COORD_PLOCK_RD, 0, 9)), 0);
+	assert_int_equal(pl_set(a, pl(4, 2, COORD_PLOCK_RD, 20, 29)), 0);
+	assert_int_equal(pl_set(a, pl(4, 2, COORD_PLOCK_RD, 10, 19)), 0);
+	assert_string_equal(pl_dump(a, 4), "0:2:R:0-29 ");
+	/* an unlock of everything */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_UNLCK, 0, PL_EOF)), 0);
+	assert_string_equal(pl_dump(a, 3), "");
+	/* the last byte of the range space */
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_WR, PL_EOF, PL_EOF)), 0);
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_WR, 0, PL_EOF - 1)), 0);
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-E ");
+	assert_int_equal(coord_local_check(a), 0);
+	coord_close(a);
+}
+
+static void test_plock_flock(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0), *b = open_node(t, 1);
+
+	assert_int_equal(pl_set(a, fl(2, 1, COORD_PLOCK_WR)), 0);
+	assert_int_equal(pl_set(b, fl(2, 1, COORD_PLOCK_WR)), -EAGAIN);
+	assert_int_equal(pl_set(b, fl(2, 1, COORD_PLOCK_RD)), -EAGAIN);
+	assert_int_equal(pl_set(a, fl(2, 2, COORD_PLOCK_RD)), -EAGAIN);    /* another fd */
+	assert_int_equal(pl_set(a, fl(2, 1, COORD_PLOCK_WR)), 0);          /* again */
+	/* a range in a flock request means nothing: whole file */
+	struct coord_plock p = fl(2, 1, COORD_PLOCK_RD);
+	p.start = 5;
+	p.end = 6;
+	assert_int_equal(coord_plock_set(a, &p, false, NULL, NULL), 0);         /* downgrade */
+	assert_string_equal(pl_dump(a, 2), "0:1:fR:0-E ");
+	assert_int_equal(pl_set(b, fl(2, 1, COORD_PLOCK_RD)), 0);
+	/* converting to EX against another SH holder fails, and (as on
+	 * Linux) the old SH is gone */
+	assert_int_equal(pl_set(a, fl(2, 1, COORD_PLOCK_WR)), -EAGAIN);
+	assert_string_equal(pl_dump(a, 2), "1:1:fR:0-E ");
+	struct coord_plock r = pl_test(a, fl(2, 1, COORD_PLOCK_WR));
+	assert_int_equal(r.type, COORD_PLOCK_RD);
+	assert_int_equal(r.kind, COORD_PLOCK_FLOCK);
+	assert_int_equal(r.slot, 1);
+	assert_int_equal(pl_set(b, fl(2, 1, COORD_PLOCK_UNLCK)), 0);
+	assert_int_equal(pl_set(a, fl(2, 1, COORD_PLOCK_WR)), 0);
+	/* POSIX locks of the same owner and file are another thing */
+	assert_int_equal(pl_set(b, pl(2, 1, COORD_PLOCK_WR, 0, PL_EOF)), 0);
+	assert_int_equal(coord_local_check(a), 0);
+	coord_close(a);
+	coord_close(b);
+}
+
+static void test_plock_release(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0), *b = open_node(t, 1);
+
+	assert_int_equal(pl_set(a, pl(2, 1, COORD_PLOCK_WR, 0, 9)), 0);
+	assert_int_equal(pl_set(a, pl(2, 1, COORD_PLOCK_RD, 20, 29)), 0);
+	assert_int_equal(pl_set(a, pl(3, 1, COORD_PLOCK_WR, 0, 9)), 0);
+	assert_int_equal(pl_set(a, fl(2, 1, COORD_PLOCK_WR)), 0);
+	assert_int_equal(pl_set(a, pl(2, 2, COORD_PLOCK_WR, 50, 59)), 0);
+	assert_int_equal(pl_set(b, pl(2, 1, COORD_PLOCK_WR, 100, 109)), 0);   /* same id, b */
+	/* one owner's POSIX locks of one inode (a close) */
+	assert_int_equal(coord_plock_release_owner(a, 2, 1, COORD_PLOCK_POSIX), 2);
+	assert_string_equal(pl_dump(a, 2), "0:1:fW:0-E 0:2:W:50-59 1:1:W:100-109 ");
+	assert_string_equal(pl_dump(a, 3), "0:1:W:0-9 ");
+	assert_int_equal(coord_plock_release_owner(a, 2, 1, COORD_PLOCK_POSIX), 0);
+	/* flock apart */
+	assert_int_equal(coord_plock_release_owner(a, 2, 1, COORD_PLOCK_FLOCK), 1);
+	/* every inode */
+	assert_int_equal(pl_set(a, pl(4, 1, COORD_PLOCK_WR, 0, 9)), 0);
+	assert_int_equal(coord_plock_release_owner(a, 0, 1, COORD_PLOCK_POSIX), 2);
+	assert_string_equal(pl_dump(a, 3), "");
+	assert_string_equal(pl_dump(a, 2), "0:2:W:50-59 1:1:W:100-109 ");
+	/* leaving drops the node's locks */
+	coord_close(a);
+	assert_string_equal(pl_dump(b, 2), "1:1:W:100-109 ");
+	assert_int_equal(coord_local_check(b), 0);
+	coord_close(b);
+}
+
+/* ---- a waiting advisory lock request on its own thread ---- */
+
+/* The cancel callback: is the int at arg set? */
+static bool flag_set(void *arg)
+{
+	return __atomic_load_n((int *)arg, __ATOMIC_SEQ_CST) != 0;
+}
+
+struct plocker {
+	pthread_t th;
+	struct coord *c;
+	struct coord_plock p;
+	int cancel;
+	int result;
+	bool done;
+};
+
+static void *plocker_main(void *arg)
+{
+	struct plocker *l = arg;
+	int r = coord_plock_set(l->c, &l->p, true, flag_set, &l->cancel);
+	__atomic_store_n(&l->result, r, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&l->done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void plocker_start(struct plocker *l, struct coord *c, struct coord_plock p)
+{
+	memset(l, 0, sizeof(*l));
+	l->c = c;
+	l->p = p;
+	assert_int_equal(pthread_create(&l->th, NULL, plocker_main, l), 0);
+}
+
+static bool plocker_wait(struct plocker *l, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	while (!__atomic_load_n(&l->done, __ATOMIC_SEQ_CST) && now_ms() < end)
+		sleep_ms(1);
+	return __atomic_load_n(&l->done, __ATOMIC_SEQ_CST);
+}
+
+static int plocker_join(struct plocker *l)
+{
+	pthread_join(l->th, NULL);
+	return l->result;
+}
+
+static void test_plock_wait_wakeup(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0), *b = open_node(t, 1);
+	struct plocker w1, w2, w3;
+
+	assert_int_equal(pl_set(a, pl(6, 1, COORD_PLOCK_WR, 0, 99)), 0);
+	assert_int_equal(pl_set(a, fl(6, 1, COORD_PLOCK_WR)), 0);
+	plocker_start(&w1, b, pl(6, 1, COORD_PLOCK_WR, 50, 50));
+	plocker_start(&w2, b, pl(6, 2, COORD_PLOCK_RD, 0, 9));
+	plocker_start(&w3, b, fl(6, 3, COORD_PLOCK_RD));
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	assert_false(plocker_wait(&w2, 1));
+	assert_false(plocker_wait(&w3, 1));
+	/* unlocking an unrelated range wakes nobody who can go on */
+	assert_int_equal(pl_set(a, pl(6, 1, COORD_PLOCK_UNLCK, 60, 99)), 0);
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	/* a downgrade lets the reader in, not the writer */
+	assert_int_equal(pl_set(a, pl(6, 1, COORD_PLOCK_RD, 0, 59)), 0);
+	assert_true(plocker_wait(&w2, 5000));
+	assert_int_equal(plocker_join(&w2), 0);
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	/* the owner's release (a close) lets the writer in */
+	assert_int_equal(coord_plock_release_owner(a, 6, 1, COORD_PLOCK_POSIX), 1);
+	assert_true(plocker_wait(&w1, 5000));
+	assert_int_equal(plocker_join(&w1), 0);
+	/* the flock waiter wakes at the flock release */
+	assert_false(plocker_wait(&w3, 1));
+	assert_int_equal(pl_set(a, fl(6, 1, COORD_PLOCK_UNLCK)), 0);
+	assert_true(plocker_wait(&w3, 5000));
+	assert_int_equal(plocker_join(&w3), 0);
+	assert_string_equal(pl_dump(a, 6), "1:2:R:0-9 1:3:fR:0-E 1:1:W:50-50 ");
+	/* a node leaving wakes waiters of its locks */
+	plocker_start(&w1, a, pl(6, 1, COORD_PLOCK_RD, 50, 50));
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	coord_close(b);
+	assert_true(plocker_wait(&w1, 5000));
+	assert_int_equal(plocker_join(&w1), 0);
+	assert_int_equal(coord_local_check(a), 0);
+	coord_close(a);
+}
+
+static void test_plock_interrupt(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0), *b = open_node(t, 1);
+	struct plocker w1, w2;
+
+	assert_int_equal(pl_set(a, pl(6, 1, COORD_PLOCK_WR, 0, PL_EOF)), 0);
+	plocker_start(&w1, b, pl(6, 1, COORD_PLOCK_WR, 0, 0));
+	plocker_start(&w2, b, pl(6, 2, COORD_PLOCK_WR, 0, 0));
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	/* a wake-up without the flag changes nothing */
+	assert_int_equal(coord_plock_interrupt(b), 0);
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	__atomic_store_n(&w1.cancel, 1, __ATOMIC_SEQ_CST);
+	uint64_t t0 = now_ms();
+	assert_int_equal(coord_plock_interrupt(b), 0);
+	assert_true(plocker_wait(&w1, 5000));
+	assert_int_equal(plocker_join(&w1), -EINTR);
+	/* woken by the interrupt, not by the end of a wait slice */
+	assert_true(now_ms() - t0 < 900);
+	assert_false(plocker_wait(&w2, 1));                       /* only the flagged one */
+	assert_string_equal(pl_dump(a, 6), "0:1:W:0-E ");
+	/* a flag set without an interrupt is seen within a wait slice */
+	struct plocker w4;
+	plocker_start(&w4, b, pl(6, 4, COORD_PLOCK_WR, 0, 0));
+	assert_false(plocker_wait(&w4, SETTLE_MS));
+	__atomic_store_n(&w4.cancel, 1, __ATOMIC_SEQ_CST);
+	assert_true(plocker_wait(&w4, 5000));
+	assert_int_equal(plocker_join(&w4), -EINTR);
+	/* a flag already set when the request arrives */
+	struct coord_plock p = pl(6, 3, COORD_PLOCK_WR, 0, 0);
+	int one = 1;
+	assert_int_equal(coord_plock_set(b, &p, true, flag_set, &one), -EINTR);
+	assert_int_equal(pl_set(a, pl(6, 1, COORD_PLOCK_UNLCK, 0, PL_EOF)), 0);
+	assert_true(plocker_wait(&w2, 5000));
+	assert_int_equal(plocker_join(&w2), 0);
+	assert_int_equal(coord_local_check(a), 0);
+	coord_close(a);
+	coord_close(b);
+}
+
+static void test_plock_deadlock(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0), *b = open_node(t, 1), *c = open_node(t, 2);
+	struct plocker w1, w2;
+	struct coord_plock p;
+
+	/* two owners on two nodes */
+	assert_int_equal(pl_set(a, pl(5, 1, COORD_PLOCK_WR, 0, 0)), 0);
+	assert_int_equal(pl_set(b, pl(5, 1, COORD_PLOCK_WR, 1, 1)), 0);
+	plocker_start(&w1, a, pl(5, 1, COORD_PLOCK_WR, 1, 1));
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	p = pl(5, 1, COORD_PLOCK_WR, 0, 0);
+	assert_int_equal(coord_plock_set(b, &p, true, NULL, NULL), -EDEADLK);
+	assert_int_equal(coord_plock_set(b, &p, false, NULL, NULL), -EAGAIN);
+	/* a cycle through a third owner */
+	assert_int_equal(pl_set(c, pl(5, 1, COORD_PLOCK_WR, 2, 2)), 0);
+	plocker_start(&w2, b, pl(5, 1, COORD_PLOCK_WR, 2, 2));     /* b waits for c */
+	assert_false(plocker_wait(&w2, SETTLE_MS));
+	p = pl(5, 1, COORD_PLOCK_WR, 0, 0);                        /* c -> a -> b -> c */
+	assert_int_equal(coord_plock_set(c, &p, true, NULL, NULL), -EDEADLK);
+	/* no cycle: an owner that waits for something else */
+	p = pl(5, 9, COORD_PLOCK_WR, 0, 0);
+	struct plocker w3;
+	plocker_start(&w3, c, p);
+	assert_false(plocker_wait(&w3, SETTLE_MS));
+	/* flock requests are never refused for deadlock (Linux neither) */
+	assert_int_equal(pl_set(a, fl(5, 1, COORD_PLOCK_WR)), 0);
+	/* unwinding: c's lock goes, b gets 2, then b's 1 goes, a gets it */
+	assert_int_equal(pl_set(c, pl(5, 1, COORD_PLOCK_UNLCK, 0, PL_EOF)), 0);
+	assert_true(plocker_wait(&w2, 5000));
+	assert_int_equal(plocker_join(&w2), 0);
+	assert_int_equal(pl_set(b, pl(5, 1, COORD_PLOCK_UNLCK, 1, 1)), 0);
+	assert_true(plocker_wait(&w1, 5000));
+	assert_int_equal(plocker_join(&w1), 0);
+	assert_int_equal(coord_plock_release_owner(a, 5, 1, COORD_PLOCK_POSIX), 1);
+	assert_true(plocker_wait(&w3, 5000));
+	assert_int_equal(plocker_join(&w3), 0);
+	assert_int_equal(coord_local_check(a), 0);
+	coord_close(a);
+	coord_close(b);
+	coord_close(c);
+}
+
+static void test_plock_capacity(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0), *b = open_node(t, 1);
+	static struct plocker w[COORD_PLOCK_MAX_WAITS + 1];
+
+	for (uint32_t i = 0; i < COORD_PLOCK_MAX - 1; i++)
+		assert_int_equal(pl_set(a, pl(100 + i, 1, COORD_PLOCK_WR, 0, 9)), 0);
+	/* one record left: a split needs two */
+	assert_int_equal(pl_set(a, pl(100, 1, COORD_PLOCK_RD, 3, 4)), -ENOLCK);
+	assert_string_equal(pl_dump(a, 100), "0:1:W:0-9 ");
+	assert_int_equal(pl_set(a, pl(100, 1, COORD_PLOCK_UNLCK, 3, 4)), 0);
+	assert_string_equal(pl_dump(a, 100), "0:1:W:0-2 0:1:W:5-9 ");
+	/* full: what is held already can be locked again */
+	assert_int_equal(pl_set(a, pl(100, 1, COORD_PLOCK_WR, 6, 9)), 0);
+	assert_string_equal(pl_dump(a, 100), "0:1:W:0-2 0:1:W:5-9 ");
+	/* full: a new lock is refused, an unlock that needs no split is not */
+	assert_int_equal(pl_set(b, pl(2, 1, COORD_PLOCK_WR, 0, 0)), -ENOLCK);
+	assert_int_equal(pl_set(b, fl(2, 1, COORD_PLOCK_WR)), -ENOLCK);
+	assert_int_equal(pl_set(a, pl(101, 1, COORD_PLOCK_UNLCK, 0, 9)), 0);
+	assert_int_equal(pl_set(b, fl(2, 1, COORD_PLOCK_WR)), 0);
+
+	/* waiting requests: a bounded number; of one more than the table
+	 * holds, exactly one is refused, whichever came last */
+	for (uint32_t i = 0; i <= COORD_PLOCK_MAX_WAITS; i++)
+		plocker_start(&w[i], b, pl(102, 10 + i, COORD_PLOCK_RD, 0, 0));
+	uint64_t end = now_ms() + 10000;
+	uint32_t refused = COORD_PLOCK_MAX_WAITS + 1;
+	while (refused > COORD_PLOCK_MAX_WAITS && now_ms() < end) {
+		for (uint32_t i = 0; i <= COORD_PLOCK_MAX_WAITS; i++)
+			if (__atomic_load_n(&w[i].done, __ATOMIC_SEQ_CST))
+				refused = i;
+		sleep_ms(1);
+	}
+	assert_true(refused <= COORD_PLOCK_MAX_WAITS);
+	assert_int_equal(plocker_join(&w[refused]), -ENOLCK);
+	assert_int_equal(coord_plock_release_owner(a, 0, 1, COORD_PLOCK_POSIX), COORD_PLOCK_MAX - 1);
+	for (uint32_t i = 0; i <= COORD_PLOCK_MAX_WAITS; i++) {
+		if (i == refused)
+			continue;
+		assert_true(plocker_wait(&w[i], 10000));
+		assert_int_equal(plocker_join(&w[i]), 0);
+	}
+	assert_int_equal(coord_local_check(a), 0);
+	coord_close(a);
+	coord_close(b);
+}
+
+static void test_plock_dead_node(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *a = open_node(t, 0), *b = open_node(t, 1), *c = open_node(t, 2);
+	struct plocker w1, w2, wa;
+	struct coord_plock p;
+
+	assert_int_equal(coord_lock(a, R(1), COORD_EX, 0), 0);
+	assert_int_equal(pl_set(a, pl(5, 1, COORD_PLOCK_WR, 0, 9)), 0);
+	assert_int_equal(pl_set(a, fl(5, 2, COORD_PLOCK_WR)), 0);
+	assert_int_equal(pl_set(b, pl(5, 1, COORD_PLOCK_WR, 20, 29)), 0);
+	plocker_start(&w1, c, pl(5, 1, COORD_PLOCK_RD, 5, 5));
+	plocker_start(&w2, c, fl(5, 3, COORD_PLOCK_RD));
+	plocker_start(&wa, a, pl(5, 1, COORD_PLOCK_RD, 25, 25));  /* a waits for b */
+	assert_false(plocker_wait(&wa, SETTLE_MS));
+
+	advance_ms(t, DEAD_MS);
+	assert_int_equal(coord_heartbeat(b), 0);
+	assert_int_equal(coord_heartbeat(c), 0);
+	assert_int_equal(coord_declare_dead(b, 0), 0);
+	/* the dead node's waiting request fails; its locks stay */
+	assert_true(plocker_wait(&wa, 5000));
+	assert_int_equal(plocker_join(&wa), -ESTALE);
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	assert_false(plocker_wait(&w2, 1));
+	p = pl(5, 1, COORD_PLOCK_WR, 0, 0);
+	assert_int_equal(coord_plock_set(a, &p, false, NULL, NULL), -ESTALE);
+	assert_int_equal(coord_plock_test(a, &p), -ESTALE);
+	assert_int_equal(coord_plock_release_owner(a, 5, 1, COORD_PLOCK_POSIX), -ESTALE);
+	struct coord_plock r = pl_test(b, pl(5, 1, COORD_PLOCK_WR, 0, 0));
+	assert_int_equal(r.slot, 0);
+	assert_int_equal(r.type, COORD_PLOCK_WR);
+	assert_int_equal(coord_local_check(b), 0);
+
+	/* an early release of one resource keeps them */
+	assert_int_equal(coord_register(b, 0, 60000), 0);
+	assert_int_equal(coord_release_retained(b, 0, R(1)), 0);
+	assert_false(plocker_wait(&w1, SETTLE_MS));
+	/* the release of everything drops them and wakes the waiters */
+	assert_int_equal(coord_release_retained(b, 0, 0), 0);
+	assert_true(plocker_wait(&w1, 5000));
+	assert_int_equal(plocker_join(&w1), 0);
+	assert_true(plocker_wait(&w2, 5000));
+	assert_int_equal(plocker_join(&w2), 0);
+	assert_string_equal(pl_dump(b, 5), "2:3:fR:0-E 2:1:R:5-5 1:1:W:20-29 ");
+	assert_int_equal(coord_unregister(b, 0), 0);
+	coord_close(a);
+
+	/* coord_unlock_all (after the takeover of a slot) drops them too */
+	assert_int_equal(pl_set(c, pl(8, 1, COORD_PLOCK_WR, 0, 0)), 0);
+	assert_string_equal(pl_dump(b, 8), "2:1:W:0-0 ");
+	assert_int_equal(coord_unlock_all(c), 0);
+	assert_string_equal(pl_dump(b, 8), "");
+	assert_int_equal(coord_local_check(b), 0);
+	coord_close(c);
+	coord_close(b);
+}
+
+/* A process killed inside an advisory lock update, between the removal
+ * of a range and the addition of its right part: the repair keeps the
+ * table well formed, the dead node's remaining range stays until its
+ * recovery. */
+static void test_mp_killed_in_plock(void **state)
+{
+	struct tenv *t = *state;
+	struct coord *p = open_node(t, 0);
+
+	run_until_killed(t, COORD_LP_PLOCK_ADD, child_plock_split, NULL);
+	assert_int_equal(coord_local_check(p), 0);
+	assert_string_equal(pl_dump(p, 5), "1:1:W:0-39 ");
+	assert_int_equal(pl_set(p, pl(5, 1, COORD_PLOCK_WR, 39, 39)), -EAGAIN);
+	assert_int_equal(pl_set(p, pl(5, 1, COORD_PLOCK_WR, 40, 99)), 0);
+	bury_child(p);
+	assert_int_equal(coord_register(p, 1, 1000), 0);
+	assert_string_equal(pl_dump(p, 5), "1:1:W:0-39 0:1:W:40-99 ");
+	assert_int_equal(coord_release_retained(p, 1, 0), 0);
+	assert_int_equal(coord_unregister(p, 1), 0);
+	assert_string_equal(pl_dump(p, 5), "0:1:W:40-99 ");
+	assert_int_equal(coord_local_check(p), 0);
+	coord_close(p);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1506,6 +2108,17 @@ int main(void)
 		T(test_mp_killed_holding_mutex),
 		T(test_mp_killed_holder_retained),
 		T(test_mp_restart_after_all_died),
+		T(test_plock_args),
+		T(test_plock_conflicts),
+		T(test_plock_ranges),
+		T(test_plock_flock),
+		T(test_plock_release),
+		T(test_plock_wait_wakeup),
+		T(test_plock_interrupt),
+		T(test_plock_deadlock),
+		T(test_plock_capacity),
+		T(test_plock_dead_node),
+		T(test_mp_killed_in_plock),
 	};
 #undef T
 
