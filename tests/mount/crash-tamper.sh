@@ -137,8 +137,10 @@ fault_run() {
 	FPID=
 }
 
+# In writes of 40 KiB: overwrites of 64 KiB or more would move to new
+# blocks instead of logging before-images (fs/file.c F6).
 overwrite_big() {
-	dd if="$PFS_TEST_DIR/new.bin" of="$MNT/w/big" bs=400K count=1 conv=notrunc,fsync status=none
+	dd if="$PFS_TEST_DIR/new.bin" of="$MNT/w/big" bs=40K count=10 conv=notrunc,fsync status=none
 }
 
 # make_dirty SRC DST: DST is SRC after a crash in the commit of
