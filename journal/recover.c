@@ -266,6 +266,7 @@ out_fail:
 struct img_ref {
 	uint64_t blkno;
 	size_t tx;                      /* index in s->dead: older first */
+	size_t k;                       /* index in the transaction */
 	const uint8_t *data;
 };
 
@@ -274,7 +275,9 @@ static int img_ref_cmp(const void *a, const void *b)
 	const struct img_ref *x = a, *y = b;
 	if (x->blkno != y->blkno)
 		return x->blkno < y->blkno ? -1 : 1;
-	return x->tx < y->tx ? -1 : (x->tx > y->tx);
+	if (x->tx != y->tx)
+		return x->tx < y->tx ? -1 : 1;
+	return x->k < y->k ? -1 : (x->k > y->k);
 }
 
 /* Write back the images of every dead transaction: per block the image
@@ -296,7 +299,7 @@ static int write_images(struct bio_dev *dev, struct jnl_scan *s)
 	size_t n = 0;
 	for (size_t i = 0; i < s->ndead; i++)
 		for (size_t k = 0; k < s->dead[i].nimages; k++)
-			refs[n++] = (struct img_ref){ s->dead[i].blkno[k], i,
+			refs[n++] = (struct img_ref){ s->dead[i].blkno[k], i, k,
 				s->dead[i].images + k * (size_t)PFS_BLOCK_SIZE };
 	qsort(refs, n, sizeof(*refs), img_ref_cmp);
 	size_t i = 0;
@@ -318,17 +321,13 @@ out_free:
 	return err;
 }
 
-int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
-		const uint8_t key[PFS_KEY_BYTES], struct jnl_scan *s, uint64_t *backout_ns)
+int jnl_check_images(const struct pfs_super *sb, const struct jnl_scan *s)
 {
-	uint64_t t0 = pfs_now_mono_ns();
 	uint64_t lo = le64_to_cpu(sb->group_start), hi = le64_to_cpu(sb->block_count) - 1;
 	uint64_t own = le64_to_cpu(sb->slot_table_start) + 2ull * s->slot + 1;
-	struct jlog l;
-	int err;
 
 	for (size_t i = s->ndead; i-- > 0;) {
-		struct jnl_dead_tx *t = &s->dead[i];
+		const struct jnl_dead_tx *t = &s->dead[i];
 		for (size_t k = 0; k < t->nimages; k++) {
 			if ((t->blkno[k] < lo || t->blkno[k] >= hi) &&
 			    t->blkno[k] != own) {                            /* R2 */
@@ -338,13 +337,14 @@ int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 			}
 		}
 	}
-	err = write_images(dev, s);
-	if (err)
-		return err;
-	err = bio_flush(dev);
-	if (err)
-		return err;
-	err = jlog_init(&l, dev, sb, key, s->slot, s->generation);
+	return 0;
+}
+
+int jnl_close_backout(struct bio_dev *dev, const struct pfs_super *sb,
+		      const uint8_t key[PFS_KEY_BYTES], const struct jnl_scan *s)
+{
+	struct jlog l;
+	int err = jlog_init(&l, dev, sb, key, s->slot, s->generation);
 	if (err)
 		return err;
 	l.head = s->head_lsn;
@@ -361,6 +361,23 @@ int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 	if (!err)
 		err = bio_flush(dev);
 	jlog_fini(&l);
+	return err;
+}
+
+int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
+		const uint8_t key[PFS_KEY_BYTES], struct jnl_scan *s, uint64_t *backout_ns)
+{
+	uint64_t t0 = pfs_now_mono_ns();
+	int err = jnl_check_images(sb, s);
+	if (err)
+		return err;
+	err = write_images(dev, s);
+	if (err)
+		return err;
+	err = bio_flush(dev);
+	if (err)
+		return err;
+	err = jnl_close_backout(dev, sb, key, s);
 	if (backout_ns)
 		*backout_ns = pfs_now_mono_ns() - t0;
 	return err;
