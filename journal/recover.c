@@ -21,7 +21,7 @@
  * Backout: for each in-flight transaction (BEGIN without COMMIT or
  * ABORT), write its before-images back: per block the image of the
  * oldest in-flight transaction wins (the others are dropped after a sort
- * by block), and adjacent blocks go out in one write.  Flush, then append an ABORT per transaction and a clean
+ * by block), and adjacent blocks go out in one write.  Flush, then append an ABORT per transaction (R3) and a clean
  * header, then flush again.  Backout is idempotent: repeating it after a
  * crash writes the same images.
  *
@@ -30,6 +30,14 @@
  *   R2. Images are only written inside the group area of the volume, or
  *       to the slot's own slot record (fs/volume.c changes it under the
  *       transaction, so it has before-images like any other block).
+ *   R3. The ABORT records go out newest transaction first.  A crash may
+ *       keep any prefix of them (the scan stops at the first missing
+ *       record), so what stays in flight is always the OLDEST few
+ *       transactions; for every block they logged, the oldest image
+ *       among them is the oldest of the whole set, and the blocks only
+ *       newer transactions logged already hold their images (flushed
+ *       before the first ABORT).  So backing out again after such a
+ *       crash writes the same final images.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -350,7 +358,8 @@ int jnl_close_backout(struct bio_dev *dev, const struct pfs_super *sb,
 	l.head = s->head_lsn;
 	l.tail = s->ndead ? s->dead[0].begin_lsn : s->head_lsn;
 	l.hseq = s->hseq;
-	for (size_t i = 0; i < s->ndead && !err; i++) {
+	/* Newest first (R3). */
+	for (size_t i = s->ndead; i-- > 0 && !err;) {
 		le64 v = cpu_to_le64(s->dead[i].txseq);
 		err = jlog_append(&l, PFS_JREC_ABORT, s->dead[i].txseq, &v, sizeof(v), 0);
 	}

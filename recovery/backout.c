@@ -30,8 +30,8 @@
  *                slices itself (serial: no thread is started).
  *   worker       takes a slice: picks a transaction (bo_pick_locked),
  *                claims chunks of it and writes them until the slice ends
- *                (SLICE) or the transaction has nothing left (FIFO), then
- *                picks again; exits when nothing is left to claim.
+ *                or the transaction has nothing left, then picks again
+ *                (FIFO: the same one); exits when nothing is left to claim.
  * Scheduling (bo_pick_locked): first the transactions of a prioritized
  * slot (a live node waits for a lock it retains: on-demand rollback),
  * then SLICE: the slot with the fewest unclaimed blocks, in it the
@@ -414,8 +414,8 @@ static int bo_slice(struct bo_worker *w)
 			break;
 		if (!r->slots[t->slot].prio && prio_waiting_locked(r))
 			break;                  /* on-demand: preempt at once */
-		if (r->p.sched == BO_SCHED_SLICE && pfs_now_mono_ns() >= end)
-			break;
+		if (pfs_now_mono_ns() >= end)
+			break;                  /* FIFO picks the same again */
 	}
 	pthread_mutex_unlock(&r->mu);
 	return 1;
@@ -489,40 +489,20 @@ static bool bo_settle_locked(struct bo_run *r)
 			}
 	}
 
-	bool all = true;
+	/* B3: a group whose transactions are all DURABLE closes, its slots
+	 * in input order. */
 	for (size_t s = 0; s < r->nscans; s++) {
-		struct bo_slot *sl = &r->slots[s];
-		if (sl->reported)
+		if (r->slots[s].group != s)
 			continue;
-		if (sl->failed) {
-			if (group_busy_locked(r, sl->group)) {
-				all = false;
-				continue;
-			}
-			sl->reported = true;
-			sl->done_ms = ms_since(r->t0);
-			int err = sl->err;
-			pthread_mutex_unlock(&r->mu);
-			if (r->p.slot_done)
-				r->p.slot_done(r->p.arg, r, s, err);
-			pthread_mutex_lock(&r->mu);
-			continue;
-		}
-		if (sl->group != s) {
-			all = false;            /* closed with its group's first slot */
-			continue;
-		}
 		bool ready = true;
+		for (size_t m = s; m < r->nscans && ready; m++)
+			if (r->slots[m].group == s && r->slots[m].failed)
+				ready = false;
 		for (size_t i = 0; i < r->ntx && ready; i++)
 			if (r->slots[r->txs[i].slot].group == s && !r->txs[i].durable)
 				ready = false;
-		if (!ready) {
-			all = false;
-			continue;
-		}
-		/* B3: the whole group, in input order. */
-		for (size_t m = s; m < r->nscans; m++) {
-			if (r->slots[m].group != s || r->slots[m].failed)
+		for (size_t m = s; m < r->nscans && ready; m++) {
+			if (r->slots[m].group != s || r->slots[m].closed)
 				continue;
 			pthread_mutex_unlock(&r->mu);
 			int err = jnl_close_backout(r->dev, r->sb, r->key, &r->scans[m]);
@@ -530,20 +510,33 @@ static bool bo_settle_locked(struct bo_run *r)
 			if (err) {
 				if (!r->io_err)
 					r->io_err = err;
-				return bo_settle_locked(r);
+				slot_fail_locked(r, m, err);        /* B4 */
+				break;
 			}
 			r->slots[m].closed = true;
-		}
-		for (size_t m = s; m < r->nscans; m++) {
-			if (r->slots[m].group != s || !r->slots[m].closed)
-				continue;
-			r->slots[m].reported = true;
 			r->slots[m].done_ms = ms_since(r->t0);
-			pthread_mutex_unlock(&r->mu);
-			if (r->p.slot_done)
-				r->p.slot_done(r->p.arg, r, m, 0);
-			pthread_mutex_lock(&r->mu);
 		}
+	}
+
+	/* Report: closed slots, and failed ones once nothing of their
+	 * group is in flight. */
+	bool all = true;
+	for (size_t s = 0; s < r->nscans; s++) {
+		struct bo_slot *sl = &r->slots[s];
+		if (sl->reported)
+			continue;
+		if (!sl->closed && !(sl->failed && !group_busy_locked(r, sl->group))) {
+			all = false;
+			continue;
+		}
+		sl->reported = true;
+		if (!sl->closed)
+			sl->done_ms = ms_since(r->t0);
+		int err = sl->closed ? 0 : sl->err;
+		pthread_mutex_unlock(&r->mu);
+		if (r->p.slot_done)
+			r->p.slot_done(r->p.arg, r, s, err);
+		pthread_mutex_lock(&r->mu);
 	}
 	return all;
 }
@@ -733,7 +726,9 @@ int bo_run(struct bio_dev *dev, const struct pfs_super *sb, const uint8_t key[PF
 		}
 	}
 
-	uint64_t next_tick = pfs_now_mono_ns() + (uint64_t)r->p.tick_ms * 1000000ull;
+	/* The first tick comes before any work: requests already waiting
+	 * set the priorities from the start. */
+	uint64_t next_tick = pfs_now_mono_ns();
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		if (bo_settle_locked(r))
