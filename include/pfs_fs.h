@@ -57,6 +57,7 @@ struct pfs_opts {
 	int fence_ms;           /* fence after beats failed this long (< dead_ms) */
 	char *coord;            /* coordination backend: "local" (NULL), "none" */
 	bool recovery_manual;   /* dead peers are recovered by an operator */
+	unsigned recovery_parallelism;  /* backout workers at most; 0: 2 x CPUs */
 	bool ro;
 };
 
