@@ -313,3 +313,19 @@ int coord_reg_info(struct coord *c, uint32_t slot, struct coord_reg_info *out)
 		return -EINVAL;
 	return c->ops->reg_info(c, slot, out);
 }
+
+int coord_set_progress(struct coord *c, uint32_t dead_slot, const struct coord_progress *p)
+{
+	if (c->readonly)
+		return -EROFS;
+	if (!cl_slot_ok(dead_slot) || !p)
+		return -EINVAL;
+	return c->ops->set_progress(c, dead_slot, p);
+}
+
+int coord_progress(struct coord *c, uint32_t slot, struct coord_progress *out)
+{
+	if (!cl_slot_ok(slot) || !out)
+		return -EINVAL;
+	return c->ops->progress(c, slot, out);
+}

@@ -65,6 +65,8 @@ struct coord_ops {
 	int (*renew)(struct coord *c, uint32_t dead_slot, int lease_ms);
 	int (*unregister)(struct coord *c, uint32_t dead_slot);
 	int (*reg_info)(struct coord *c, uint32_t slot, struct coord_reg_info *out);
+	int (*set_progress)(struct coord *c, uint32_t dead_slot, const struct coord_progress *p);
+	int (*progress)(struct coord *c, uint32_t slot, struct coord_progress *out);
 };
 
 extern const struct coord_ops coord_local_ops;

@@ -94,6 +94,9 @@ void bo_prioritize(struct bo_run *r, size_t idx);
 void bo_cancel(struct bo_run *r, size_t idx, int err);
 /* Progress of slot idx's transactions; returns the count stored. */
 size_t bo_progress(struct bo_run *r, size_t idx, struct bo_tx_progress *out, size_t max);
+/* Dead transactions of slot idx; workers of the run (0: serial). */
+size_t bo_progress_count(struct bo_run *r, size_t idx);
+unsigned bo_workers(struct bo_run *r);
 
 /* jnl_recover_slot with the engine: scan, back out with up to
  * max_parallelism workers, log each phase. */

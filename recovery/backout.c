@@ -580,6 +580,16 @@ size_t bo_progress(struct bo_run *r, size_t idx, struct bo_tx_progress *out, siz
 	return n;
 }
 
+size_t bo_progress_count(struct bo_run *r, size_t idx)
+{
+	return idx < r->nscans ? r->slots[idx].ntx : 0;
+}
+
+unsigned bo_workers(struct bo_run *r)
+{
+	return r->nworkers;
+}
+
 static int dbl_cmp(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;

@@ -296,6 +296,26 @@ static void run_slot_done(void *arg, struct bo_run *r, size_t idx, int err)
 	job_release(pr->fs, j, pr->lease);
 }
 
+/* For peerfsctl status: undo blocks done and total of each dead
+ * transaction of node `dead` (engine index idx), and its worker. */
+static void publish_progress(struct coord *c, struct bo_run *r, size_t idx, uint32_t dead)
+{
+	struct bo_tx_progress tp[COORD_PROGRESS_TX];
+	struct coord_progress cp;
+	memset(&cp, 0, sizeof(cp));
+	size_t n = bo_progress(r, idx, tp, COORD_PROGRESS_TX);
+	cp.ntx = (uint32_t)bo_progress_count(r, idx);
+	cp.workers = bo_workers(r);
+	for (size_t k = 0; k < n; k++) {
+		cp.tx[k].txseq = tp[k].txseq;
+		cp.tx[k].undo_done = tp[k].undo_done;
+		cp.tx[k].undo_total = tp[k].undo_total;
+		cp.tx[k].worker = tp[k].worker;
+		cp.tx[k].durable = tp[k].done;
+	}
+	coord_set_progress(c, dead, &cp);       /* display only: errors ignored */
+}
+
 /* Engine callback, every tick: renew the leases (P4), serve first a node
  * whose retained locks a live node waits for (on-demand rollback). */
 static void run_tick(void *arg, struct bo_run *r)
@@ -317,6 +337,7 @@ static void run_tick(void *arg, struct bo_run *r)
 			}
 			j->renewed_ns = now;
 		}
+		publish_progress(c, r, i, j->dead);
 		uint64_t res;
 		if (!j->asked && pr->n > 1 && coord_wanted_retained(c, j->dead, &res, 1) > 0) {
 			j->asked = true;
