@@ -39,7 +39,10 @@ struct bo_params {
 	unsigned slice_us;              /* 0: 2000 */
 	unsigned chunk_blocks;          /* blocks per work unit; 0: 64 */
 	unsigned tick_ms;               /* period of the tick callback; 0: 100 */
-	unsigned min_blocks_per_worker; /* 0: BO_MIN_BLOCKS_PER_WORKER */
+	unsigned min_blocks_per_worker; /* 0: $PEERFS_BACKOUT_MIN_BLOCKS if set
+					 * (tests that want workers on small
+					 * transactions), else
+					 * BO_MIN_BLOCKS_PER_WORKER */
 	uint64_t perturb_seed;          /* tests: != 0 adds random delays */
 	void *arg;
 	/* Every tick_ms while the run lasts (lease renewal, on-demand

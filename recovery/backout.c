@@ -657,14 +657,15 @@ int bo_run(struct bio_dev *dev, const struct pfs_super *sb, const uint8_t key[PF
 	r->p = *p;
 	if (!r->p.max_parallelism)
 		r->p.max_parallelism = bo_default_parallelism();
-	if (!r->p.chunk_blocks)
-		r->p.chunk_blocks = BO_DEFAULT_CHUNK;
 	if (!r->p.slice_us)
 		r->p.slice_us = BO_DEFAULT_SLICE_US;
 	if (!r->p.tick_ms)
 		r->p.tick_ms = BO_DEFAULT_TICK_MS;
 	r->min_per_worker = r->p.min_blocks_per_worker ? r->p.min_blocks_per_worker
 						       : BO_MIN_BLOCKS_PER_WORKER;
+	const char *env = getenv("PEERFS_BACKOUT_MIN_BLOCKS");    /* tests, benchmarks */
+	if (!r->p.min_blocks_per_worker && env && atoi(env) > 0)
+		r->min_per_worker = (unsigned)atoi(env);
 	r->slots = calloc(nscans ? nscans : 1, sizeof(*r->slots));
 	if (!r->slots)
 		return -ENOMEM;
@@ -686,6 +687,14 @@ int bo_run(struct bio_dev *dev, const struct pfs_super *sb, const uint8_t key[PF
 	if (err)
 		goto out_free;
 
+	if (!r->p.chunk_blocks) {
+		/* Chunks of at most BO_DEFAULT_CHUNK blocks, small enough
+		 * that every worker the size allows gets four or more. */
+		uint64_t w = PFS_MIN((uint64_t)PFS_MIN(r->p.max_parallelism, BO_MAX_WORKERS),
+				     PFS_DIV_ROUND_UP(r->ngroups, r->min_per_worker));
+		uint64_t c = PFS_DIV_ROUND_UP(r->ngroups, PFS_MAX(w, 1) * 4);
+		r->p.chunk_blocks = (unsigned)PFS_MAX(1, PFS_MIN(c, BO_DEFAULT_CHUNK));
+	}
 	uint64_t chunks = 0, largest = 0;
 	for (size_t i = 0; i < r->ntx; i++) {
 		chunks += PFS_DIV_ROUND_UP(r->txs[i].nunits, r->p.chunk_blocks);
