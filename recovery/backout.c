@@ -26,8 +26,11 @@
  *                starts the workers, turns "every image of a transaction
  *                written" into "durable" with a flush, closes each slot's
  *                log (jnl_close_backout) and reports it (slot_done), calls
- *                tick every tick_ms.  With one worker or less it runs the
- *                slices itself (serial: no thread is started).
+ *                tick every tick_ms.  It is itself one of the workers,
+ *                taking slices between its settles (so a finished
+ *                transaction waits at most a slice for its flush, even
+ *                with more threads than CPUs); serial: no thread is
+ *                started.
  *   worker       takes a slice: picks a transaction (bo_pick_locked),
  *                claims chunks of it and writes them until the slice ends
  *                or the transaction has nothing left, then picks again
@@ -734,8 +737,11 @@ int bo_run(struct bio_dev *dev, const struct pfs_super *sb, const uint8_t key[PF
 			goto out_free_workers;
 		}
 	}
+	/* The coordinator is one of the workers: it takes slices between
+	 * its settles, so a finished transaction waits at most a slice for
+	 * its flush even when the threads outnumber the CPUs. */
 	unsigned started = 0;
-	for (; started < r->nworkers; started++) {
+	for (; started + 1 < r->nworkers; started++) {
 		int e = pthread_create(&ws[started].thread, NULL, bo_worker_main, &ws[started]);
 		if (e) {
 			/* Fewer workers: the coordinator works too. */
@@ -762,8 +768,8 @@ int bo_run(struct bio_dev *dev, const struct pfs_super *sb, const uint8_t key[PF
 		bool claimable = false;
 		for (size_t i = 0; i < r->ntx && !claimable; i++)
 			claimable = tx_claimable_locked(r, &r->txs[i]);
-		if (started == 0 || (claimable && started < r->nworkers)) {
-			/* Serial (or short of workers): the coordinator works. */
+		if (claimable || started == 0) {
+			/* Serial, or one of the workers: the coordinator works. */
 			pthread_mutex_unlock(&r->mu);
 			int did = bo_slice(&ws[started < nthreads ? started : 0]);
 			pthread_mutex_lock(&r->mu);
