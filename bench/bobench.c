@@ -182,7 +182,7 @@ int main(int argc, char **argv)
 	}
 	key_generate(b.key);
 	/* Journals: the largest slot's images plus records, headers, slack. */
-	uint64_t jbytes = ((undo * 3 / 4 + undo / 8) * (BS + 64) + (8u << 20)) & ~((1ull << 20) - 1);
+	uint64_t jbytes = ((undo + undo / 8) * (BS + 64) + (8u << 20)) & ~((1ull << 20) - 1);
 	uint64_t nblk = 3 * (jbytes / BS) + 3 * undo + 65536;
 	struct pfs_format_params fp;
 	memset(&fp, 0, sizeof(fp));
