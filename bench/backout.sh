@@ -10,7 +10,7 @@
 #   BUILD=build bash bench/backout.sh
 #
 # Environment: UNDO (before-images of the many-transaction node, default
-# 16384 = 64 MiB), TXS (its dead transactions, default 64), RUNS (default
+# 65536 = 256 MiB), TXS (its dead transactions, default 64), RUNS (default
 # 5, the median is printed), BENCH_DIR, QUICK=1 (4096 blocks, 1 run).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +18,7 @@ BUILD=${BUILD:-build}
 [[ $BUILD == /* ]] || BUILD=$ROOT/$BUILD
 BOBENCH=$BUILD/bench/bobench
 [[ -x $BOBENCH ]] || { echo "backout.sh: build first (make)" >&2; exit 1; }
-UNDO=${UNDO:-16384} TXS=${TXS:-64} RUNS=${RUNS:-5}
+UNDO=${UNDO:-65536} TXS=${TXS:-64} RUNS=${RUNS:-5}
 if [[ ${QUICK:-0} == 1 ]]; then UNDO=4096 RUNS=1; fi
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 
