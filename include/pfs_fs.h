@@ -10,6 +10,9 @@
  *                       running transaction.
  *   2. bcache internal  (pfs_bcache.h), taken and dropped inside calls.
  *   3. bio internal     (pfs_bio.h), counters and fault state only.
+ * Apart from that order, the backout engine's run lock
+ * (recovery/backout.c) is taken alone: no other lock is taken and no I/O
+ * or callback runs while it is held.
  * Functions of the modules below expect fs->lock held unless their comment
  * says otherwise; the FUSE entry points (fs/ops_*.c) take it.
  *
