@@ -66,7 +66,8 @@
  *       of a group close together in input order.  So a crash at any
  *       point leaves the logs of exactly a prefix (in input order) of
  *       each group closed, and re-running backout on what is still dead
- *       writes the same final images (idempotence, P3 of peer.c).
+ *       writes the same final images (idempotence, P3 of peer.c; inside
+ *       a slot, R3 of recover.c keeps the oldest transactions in flight).
  *   B4. Nothing is written for a slot after it FAILED, and a failure
  *       spreads to its closing group (their final images depend on it).
  *       An I/O error fails every slot still running.
@@ -408,8 +409,12 @@ static int bo_slice(struct bo_worker *w)
 		} else {
 			for (size_t u = first; u < first + n; u++) {
 				size_t g = t->units[u];
-				for (size_t k = r->gstart[g]; k < r->gstart[g + 1]; k++)
-					r->txs[r->refs[k].tx].written++;       /* B2 */
+				PFS_ASSERT(r->refs[r->gstart[g]].tx == (uint32_t)(t - r->txs));   /* B1 */
+				for (size_t k = r->gstart[g]; k < r->gstart[g + 1]; k++) {
+					struct bo_tx *o = &r->txs[r->refs[k].tx];
+					o->written++;                           /* B2 */
+					PFS_BUG_ON(o->written > o->total);
+				}
 			}
 		}
 		pthread_cond_signal(&r->cv);
