@@ -16,7 +16,9 @@
  *                   volume.c), then the record says RECOVERING with C as
  *                   counterpart and the lease date (durable);
  *   4. retrieve     scan N's journal with N's key (derived from the cluster
- *                   key and N's generation): its in-flight transactions;
+ *                   key and N's generation): its in-flight transactions
+ *                   (the journals of nodes found dead together are
+ *                   scanned at once, a thread each);
  *   5. back out     write their before-images, flush, ABORT records, clean
  *                   header, flush: the backout engine (recovery/backout.c),
  *                   with at most recovery_parallelism workers.  Dead nodes
@@ -122,9 +124,13 @@ struct peer_job {
 	uint64_t t_all, t_backout;
 	uint64_t gen, log_gen;
 	uint64_t renewed_ns;            /* last lease renewal */
+	struct pfs_fs *fs;
 	struct jnl_scan scan;
+	int scan_err;
 	bool scanned;
 	bool asked;                     /* a live node waits for its locks */
+	bool started;                   /* its scan runs on `thread` */
+	pthread_t thread;
 	bool lost;                      /* registration taken over (P4) */
 	int err;
 };
@@ -209,7 +215,6 @@ static int job_take(struct pfs_fs *fs, struct peer_job *j, int lease)
 	pfs_info("recovery of node %u: took over slot %u (generation %llu, %.1f ms)",
 		 dead, dead, (unsigned long long)j->gen, j->st->phase_ms[PEER_INIT]);
 
-	/* 4. retrieve: the dead transactions and their images */
 	err = coord_renew(c, dead, lease);                          /* P4 */
 	if (err) {
 		j->lost = true;
@@ -217,8 +222,23 @@ static int job_take(struct pfs_fs *fs, struct peer_job *j, int lease)
 		return err;
 	}
 	j->renewed_ns = pfs_now_mono_ns();
+	return 0;
+}
+
+/* Phase 4, possibly on a thread of its own: the journal scan. */
+static void *job_scan_main(void *arg)
+{
+	struct peer_job *j = arg;
 	j->t_backout = pfs_now_mono_ns();
-	err = jnl_scan(fs->dev, &fs->sb, fs->key, dead, j->gen, &j->scan);
+	j->scan_err = jnl_scan(j->fs->dev, &j->fs->sb, j->fs->key, j->dead, j->gen, &j->scan);
+	return NULL;
+}
+
+/* After the scan: its result logged, a failure undone. */
+static int job_scanned(struct pfs_fs *fs, struct peer_job *j)
+{
+	uint32_t dead = j->dead;
+	int err = j->scan_err;
 	if (err) {
 		pfs_err("recovery of node %u: journal scan failed (%s); its locks stay retained",
 			dead, strerror(-err));
@@ -374,8 +394,30 @@ static int peer_recover_set(struct pfs_fs *fs, const uint32_t *dead, size_t n,
 			continue;
 		}
 		int terr = job_take(fs, &jobs[i], pr.lease);
-		if (terr) {
+		if (terr)
 			jobs[i].err = terr;
+	}
+	/* 4. retrieve: the journals of several dead nodes are scanned at
+	 * once (a thread each), unless backout is to be serial. */
+	bool threads = n > 1 && fs->opts.recovery_parallelism != 1;
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].fs = fs;
+		jobs[i].started = false;
+		if (jobs[i].err)
+			continue;
+		if (threads && pthread_create(&jobs[i].thread, NULL, job_scan_main, &jobs[i]) == 0)
+			jobs[i].started = true;
+		else
+			job_scan_main(&jobs[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].err)
+			continue;
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+		int serr = job_scanned(fs, &jobs[i]);
+		if (serr) {
+			jobs[i].err = serr;
 			continue;
 		}
 		if (jobs[i].scan.clean || jobs[i].scan.empty) {
