@@ -758,7 +758,7 @@ int bo_run(struct bio_dev *dev, const struct pfs_super *sb, const uint8_t key[PF
 
 	/* The first tick comes before any work: requests already waiting
 	 * set the priorities from the start. */
-	uint64_t next_tick = pfs_now_mono_ns();
+	uint64_t next_tick = r->p.tick ? pfs_now_mono_ns() : UINT64_MAX;
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		if (bo_settle_locked(r))
