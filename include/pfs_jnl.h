@@ -10,8 +10,9 @@
  * Recovery (any holder of the cluster key; no mount needed):
  *   jnl_scan         read a slot's log, authenticate every record, and
  *                    list its in-flight transactions with their images
- *   jnl_backout      write the images back, flush, append ABORTs, mark
- *                    the log clean
+ *   jnl_backout      write the images back, flush, append ABORTs (newest
+ *                    first), mark the log clean; recovery/backout.c does
+ *                    the same with several workers
  * Errors: -EBADMSG a record or header fails authentication where the log
  * cannot simply have been torn (tampering, wrong key, replay); -EUCLEAN
  * structural damage; -EIO device errors.  Recovery that meets -EBADMSG
