@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# timeout: 600
 # crash-points: simulated power loss at chosen device writes and flushes.
 # For each workload of crashwl and each data mode, a first run without
 # faults counts the writes and flushes the daemon issues from mount to
@@ -16,7 +17,7 @@
 # tests/tools/crashwl.c), the unmount must be clean and fsck.peerfs -n
 # must find nothing.  data=ordered is checked for metadata atomicity and
 # fsync'd data (crashwl verify -m ordered).  Recovering mounts back out
-# serially or with four workers (by crash mode).
+# with 1 or 4 workers (by crash mode, see recovery_par).
 #
 # Points: a stride per workload that keeps the test near three minutes;
 # every point with PFS_LONG=1 (about half an hour:
@@ -28,7 +29,6 @@
 # of workloads.  Commits happen only at fsync and unmount
 # (commit_ms=600000) and the heartbeat beats once, so a workload issues
 # the same writes and flushes in the same order at every run.
-# timeout: 600
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
