@@ -45,8 +45,10 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 
+BENCH_BINS := $(BUILD)/bench/bobench
+
 .PHONY: all check unit mount-tests bench install clean demo
-all: $(PROGS) $(UNIT_BINS) $(TOOL_BINS)
+all: $(PROGS) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -69,6 +71,10 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
@@ -87,6 +93,7 @@ check: all
 bench: all
 	BUILD=$(BUILD) bash bench/run.sh
 	BUILD=$(BUILD) bash bench/cluster.sh
+	BUILD=$(BUILD) bash bench/backout.sh
 
 demo: all
 	BUILD=$(BUILD) bash tests/demo.sh

@@ -372,3 +372,19 @@ int coord_plocks(struct coord *c, struct coord_plock *out, size_t max)
 		return -EINVAL;
 	return c->ops->plocks(c, out, max);
 }
+
+int coord_set_progress(struct coord *c, uint32_t dead_slot, const struct coord_progress *p)
+{
+	if (c->readonly)
+		return -EROFS;
+	if (!cl_slot_ok(dead_slot) || !p)
+		return -EINVAL;
+	return c->ops->set_progress(c, dead_slot, p);
+}
+
+int coord_progress(struct coord *c, uint32_t slot, struct coord_progress *out)
+{
+	if (!cl_slot_ok(slot) || !out)
+		return -EINVAL;
+	return c->ops->progress(c, slot, out);
+}

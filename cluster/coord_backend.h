@@ -74,6 +74,8 @@ struct coord_ops {
 	int (*plock_release_owner)(struct coord *c, uint64_t ino, uint64_t owner,
 				   enum coord_plock_kind kind);
 	int (*plocks)(struct coord *c, struct coord_plock *out, size_t max);
+	int (*set_progress)(struct coord *c, uint32_t dead_slot, const struct coord_progress *p);
+	int (*progress)(struct coord *c, uint32_t slot, struct coord_progress *out);
 };
 
 extern const struct coord_ops coord_local_ops;

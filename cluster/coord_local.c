@@ -80,6 +80,9 @@
  *   registration:
  *           INACTIVE -> ACTIVE, ACTIVE -> ACTIVE (takeover)  cl_register
  *           ACTIVE -> INACTIVE           cl_unregister
+ *   A registration also holds the counterpart's backout progress
+ *   (cl_set_progress), cleared by both edges above; it is only displayed,
+ *   so a copy torn by a dying process is harmless.
  *
  * Crash consistency.  The mutex is robust: when a process dies holding it
  * the next locker gets EOWNERDEAD and runs cl_repair_locked before
@@ -160,7 +163,7 @@
 #include "pfs_util.h"
 
 #define CL_MAGIC         0x314452434f534650ull   /* "PFSOCRD1" */
-#define CL_VERSION       2u              /* 2: advisory locks */
+#define CL_VERSION       3u              /* 2: advisory locks; 3: and backout progress */
 #define CL_NSLOTS        PFS_MAX_SLOTS
 #define CL_TABLE_SLOTS   (1u << 17)
 #define CL_TABLE_MASK    (CL_TABLE_SLOTS - 1)
@@ -234,6 +237,8 @@ struct cl_reg {
 	uint32_t counterpart;           /* protected by the mutex (all below) */
 	uint64_t cp_incarnation;        /* the counterpart's, when it registered */
 	uint64_t lease_expiry_ns;       /* backend clock */
+	uint32_t has_progress;          /* progress set since registering */
+	struct coord_progress progress; /* the counterpart's backout */
 };
 
 struct cl_entry {
@@ -2094,6 +2099,7 @@ static int cl_register(struct coord *c, uint32_t slot, int lease_ms)
 	g->cp_incarnation = h->incarnation;
 	g->lease_expiry_ns = now + (uint64_t)lease_ms * 1000000ull;
 	cl_step(COORD_LP_REGISTER);
+	g->has_progress = 0;
 	__atomic_store_n(&g->status, COORD_REG_ACTIVE, __ATOMIC_RELEASE);  /* R1 commit */
 	pfs_info("%s registered as the counterpart of node %u (lease %d ms)", h->tag, slot,
 		 lease_ms);
@@ -2136,6 +2142,7 @@ static int cl_unregister(struct coord *c, uint32_t slot)
 		err = -EPERM;
 	} else {
 		__atomic_store_n(&g->status, COORD_REG_INACTIVE, __ATOMIC_RELEASE);
+		g->has_progress = 0;
 		pfs_info("%s unregistered as the counterpart of node %u (%u locks still retained)",
 			 h->tag, slot, h->shm->nodes[slot].nheld);
 		cl_maybe_absent_locked(h, slot);
@@ -2306,6 +2313,42 @@ static int cl_plocks(struct coord *c, struct coord_plock *out, size_t max)
 	return (int)count;
 }
 
+static int cl_set_progress(struct coord *c, uint32_t slot, const struct coord_progress *p)
+{
+	struct cl_handle *h = c->be;
+	struct cl_reg *g = &h->shm->regs[slot];
+	int err = cl_enter(h);
+	if (err)
+		return err;
+	if (!cl_current_locked(h))
+		err = -EPERM;
+	else if (g->status != COORD_REG_ACTIVE)
+		err = -ENOENT;
+	else if (!cl_is_counterpart_locked(h, slot))
+		err = -EPERM;
+	else {
+		g->progress = *p;
+		g->has_progress = 1;
+	}
+	cl_leave(h);
+	return err;
+}
+
+static int cl_progress(struct coord *c, uint32_t slot, struct coord_progress *out)
+{
+	struct cl_handle *h = c->be;
+	const struct cl_reg *g = &h->shm->regs[slot];
+	int err = cl_enter(h);
+	if (err)
+		return err;
+	if (g->status != COORD_REG_ACTIVE || !g->has_progress)
+		err = -ENOENT;
+	else
+		*out = g->progress;
+	cl_leave(h);
+	return err;
+}
+
 const struct coord_ops coord_local_ops = {
 	.name = "local",
 	.open = cl_open,
@@ -2332,4 +2375,6 @@ const struct coord_ops coord_local_ops = {
 	.plock_interrupt = cl_plock_interrupt,
 	.plock_release_owner = cl_plock_release_owner,
 	.plocks = cl_plocks,
+	.set_progress = cl_set_progress,
+	.progress = cl_progress,
 };

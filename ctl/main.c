@@ -3,9 +3,11 @@
  *
  *   peerfsctl status DEVICE      volume, slots, heartbeats, registrations,
  *                                and the coordinator's view: nodes, heartbeat
- *                                ages, registrations, locks (retained ones)
- *   peerfsctl recover DEVICE --node N [-k KEYFILE]
- *                                recover dead node N as its counterpart
+ *                                ages, registrations with the progress of a
+ *                                running backout, locks (retained ones)
+ *   peerfsctl recover DEVICE --node N [-k KEYFILE] [--max-parallelism N]
+ *                                recover dead node N as its counterpart,
+ *                                with at most N backout workers
  *   peerfsctl help
  *
  * status reads only the superblock and the slot table (metadata that is
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pfs_backout.h"
 #include "pfs_fs.h"
 #include "pfs_coord.h"
 #include "pfs_peer.h"
@@ -29,7 +32,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: peerfsctl status DEVICE\n"
-		   "       peerfsctl recover DEVICE --node N [-k KEYFILE]\n"
+		   "       peerfsctl recover DEVICE --node N [-k KEYFILE] [--max-parallelism N]\n"
 		   "       peerfsctl help\n"
 		   "See peerfsctl(8).\n");
 }
@@ -70,6 +73,30 @@ static const char *res_type_name(uint64_t res)
 	}
 }
 
+/* A dead node being backed out: each dead transaction's undo blocks done
+ * and total, and the worker on it (0: the recovering thread itself). */
+static void print_progress(struct coord *c, uint32_t s)
+{
+	struct coord_progress p;
+	if (coord_progress(c, s, &p))
+		return;
+	printf("      backout: %u dead transaction%s, %s%u worker%s\n", p.ntx,
+	       p.ntx == 1 ? "" : "s", p.workers ? "" : "serial, ", p.workers,
+	       p.workers == 1 ? "" : "s");
+	for (uint32_t k = 0; k < p.ntx && k < COORD_PROGRESS_TX; k++) {
+		char who[32];
+		if (p.tx[k].durable)
+			snprintf(who, sizeof(who), "durable");
+		else if (p.tx[k].worker < 0)
+			snprintf(who, sizeof(who), "waiting");
+		else
+			snprintf(who, sizeof(who), "worker %d", p.tx[k].worker);
+		printf("      transaction %llu: %llu of %llu undo blocks, %s\n",
+		       (unsigned long long)p.tx[k].txseq, (unsigned long long)p.tx[k].undo_done,
+		       (unsigned long long)p.tx[k].undo_total, who);
+	}
+}
+
 /* The coordinator's view (local backend): nodes, registrations, locks. */
 static void print_coordinator(const struct pfs_super *sb)
 {
@@ -105,6 +132,7 @@ static void print_coordinator(const struct pfs_super *sb)
 		       ni.last_beat_ns && ni.last_beat_ns <= now ?
 		       (double)(now - ni.last_beat_ns) / 1e9 : 0.0,
 		       ni.retained_locks, reg);
+		print_progress(c, s);
 	}
 	enum { MAXL = 4096 };
 	struct coord_lock_info *li = calloc(MAXL, sizeof(*li));
@@ -227,6 +255,7 @@ static int cmd_recover(int argc, char **argv)
 {
 	const char *device = NULL, *keyfile = NULL;
 	long node = -1;
+	unsigned maxpar = 0;
 	for (int i = 2; i < argc; i++) {
 		if ((strcmp(argv[i], "--node") == 0 || strcmp(argv[i], "-n") == 0) && i + 1 < argc) {
 			char *end;
@@ -234,6 +263,13 @@ static int cmd_recover(int argc, char **argv)
 			if (*end || node < 0 || node >= (long)PFS_MAX_SLOTS) {
 				fprintf(stderr, "peerfsctl: --node %s: expected 0..%u\n", argv[i],
 					PFS_MAX_SLOTS - 1);
+				return 1;
+			}
+		} else if ((strcmp(argv[i], "--max-parallelism") == 0 || strcmp(argv[i], "-j") == 0) &&
+			   i + 1 < argc) {
+			if (bo_parse_parallelism(argv[++i], &maxpar)) {
+				fprintf(stderr, "peerfsctl: --max-parallelism %s: expected 1..%u\n",
+					argv[i], BO_MAX_WORKERS);
 				return 1;
 			}
 		} else if ((strcmp(argv[i], "-k") == 0 || strcmp(argv[i], "--keyfile") == 0) &&
@@ -255,6 +291,7 @@ static int cmd_recover(int argc, char **argv)
 	o.device = (char *)device;
 	o.keyfile = (char *)keyfile;
 	o.recovery_manual = true;               /* only the node asked for */
+	o.recovery_parallelism = maxpar;
 	struct pfs_fs *fs;
 	int err = fs_mount(&o, &fs);
 	if (err) {

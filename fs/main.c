@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pfs_backout.h"
 #include "ops.h"
 #include "pfs_util.h"
 
@@ -41,6 +42,7 @@ struct cli {
 	int fence_ms;
 	char *coord;
 	char *recovery;
+	char *recovery_parallelism;
 	double attr_timeout;
 	int ro;
 	int verbose;
@@ -61,6 +63,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "fence_ms=%d", offsetof(struct cli, fence_ms), 0 },
 	{ "coord=%s", offsetof(struct cli, coord), 0 },
 	{ "recovery=%s", offsetof(struct cli, recovery), 0 },
+	{ "recovery_parallelism=%s", offsetof(struct cli, recovery_parallelism), 0 },
 	{ "attr_timeout=%lf", offsetof(struct cli, attr_timeout), 0 },
 	{ "verbose", offsetof(struct cli, verbose), 1 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -94,6 +97,8 @@ static void usage(FILE *f)
 		"                      nodes of this host; none: a single node)\n"
 		"  recovery=auto|manual  recover dead peers at once (default), or\n"
 		"                      leave it to peerfsctl recover\n"
+		"  recovery_parallelism=N  backout workers at most, 1..64 (default\n"
+		"                      2 x CPUs; 1: serial)\n"
 		"  attr_timeout=SEC    kernel attribute/entry cache (default 1)\n"
 		"  ro                  read-only\n"
 		"  verbose             debug logging\n"
@@ -246,6 +251,12 @@ static int to_opts(const struct cli *c, struct pfs_opts *o)
 			fprintf(stderr, "peerfs: recovery=%s: expected auto or manual\n", c->recovery);
 			return -EINVAL;
 		}
+	}
+	if (c->recovery_parallelism &&
+	    bo_parse_parallelism(c->recovery_parallelism, &o->recovery_parallelism)) {
+		fprintf(stderr, "peerfs: recovery_parallelism=%s: expected 1..%u\n",
+			c->recovery_parallelism, BO_MAX_WORKERS);
+		return -EINVAL;
 	}
 	if (c->attr_timeout < 0) {
 		fprintf(stderr, "peerfs: attr_timeout must be >= 0\n");
@@ -410,5 +421,6 @@ out_free_cli:
 	free(c.cache_size);
 	free(c.coord);
 	free(c.recovery);
+	free(c.recovery_parallelism);
 	return ret;
 }

@@ -43,6 +43,7 @@
 #include <sys/stat.h>
 #include <sodium.h>
 
+#include "pfs_backout.h"
 #include "pfs_fs.h"
 #include "pfs_jnl.h"
 #include "pfs_peer.h"
@@ -591,8 +592,8 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 			goto out_unlock_slot;
 	}
 	uint64_t log_gen = 0;
-	err = jnl_recover_slot(fs->dev, &fs->sb, fs->key, fs->slot, fs->slot_gen - 1, true,
-			       &log_gen);
+	err = bo_recover_slot(fs->dev, &fs->sb, fs->key, fs->slot, fs->slot_gen - 1,
+			      fs->opts.recovery_parallelism, &log_gen);
 	if (err) {
 		pfs_err("cannot recover the journal of slot %u; nothing was changed", fs->slot);
 		goto out_unlock_slot;

@@ -7,7 +7,8 @@
  * transaction in place; its slot's undo log (pfs_jnl.h) holds the
  * before-images.  A mount of the slot backs them out (fs/volume.c), and
  * would do so over anything repaired meanwhile: so the checker backs them
- * out first, exactly as the mount would (jnl_scan, jnl_backout), before
+ * out first, exactly as the mount would (jnl_scan, then the backout
+ * engine of recovery/backout.c with its default parallelism), before
  * any other block is read.  These writes go to the device at once, not
  * through the block cache at the end; nothing else is cached yet, and
  * each restored block is dropped from the cache all the same.
@@ -27,6 +28,7 @@
 #include <string.h>
 
 #include "fsck.h"
+#include "pfs_backout.h"
 #include "pfs_jnl.h"
 
 static const char *scan_error(int err)
@@ -44,7 +46,6 @@ static const char *scan_error(int err)
 int fsck_journal_slot(struct fsck *f, uint32_t s, uint64_t gen)
 {
 	struct jnl_scan js;
-	uint64_t ns;
 	int err;
 
 	if (!f->have_key) {
@@ -78,7 +79,9 @@ int fsck_journal_slot(struct fsck *f, uint32_t s, uint64_t gen)
 			  "volume can be repaired", s);
 		return -ECANCELED;
 	}
-	err = jnl_backout(f->dev, &f->sb, f->key, &js, &ns);
+	struct bo_params bp = { .max_parallelism = 0 };
+	struct bo_stats bs;
+	err = bo_run(f->dev, &f->sb, f->key, &js, 1, &bp, &bs);
 	for (size_t i = 0; i < js.ndead; i++)
 		for (size_t k = 0; k < js.dead[i].nimages; k++)
 			bcache_forget(f->bc, js.dead[i].blkno[k]);

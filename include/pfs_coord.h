@@ -286,6 +286,25 @@ int coord_renew(struct coord *c, uint32_t dead_slot, int lease_ms);
 int coord_unregister(struct coord *c, uint32_t dead_slot);
 int coord_reg_info(struct coord *c, uint32_t slot, struct coord_reg_info *out);
 
+/* Backout progress of a dead node, published by its counterpart for
+ * status displays (recovery/peer.c, peerfsctl status).  set: only the
+ * registered counterpart (-EPERM otherwise, -ENOENT while INACTIVE);
+ * get: -ENOENT unless the registration is ACTIVE and progress was set
+ * since it was registered (register and unregister clear it). */
+#define COORD_PROGRESS_TX 4
+struct coord_progress {
+	uint32_t ntx;                   /* dead transactions (all, even if > 4) */
+	uint32_t workers;               /* of the run; 0 serial */
+	struct {
+		uint64_t txseq;
+		uint64_t undo_done, undo_total;
+		int32_t worker;         /* -1 none yet; 0 the coordinator */
+		uint32_t durable;
+	} tx[COORD_PROGRESS_TX];
+};
+int coord_set_progress(struct coord *c, uint32_t dead_slot, const struct coord_progress *p);
+int coord_progress(struct coord *c, uint32_t slot, struct coord_progress *out);
+
 /* Read-only attach for status tools (no join): -ENOENT if no node ever
  * created the state. */
 int coord_attach_readonly(const struct coord_config *cfg, struct coord **out);

@@ -14,6 +14,9 @@
  * calls, after fs->lock and fs/glock.c's gl->mu when those are held; an
  * advisory lock request that waits (fs/ops_lock.c) holds no lock of the
  * filesystem while it waits.
+ * Apart from that order, the backout engine's run lock
+ * (recovery/backout.c) is taken alone: no other lock is taken and no I/O
+ * or callback runs while it is held.
  * Functions of the modules below expect fs->lock held unless their comment
  * says otherwise; the FUSE entry points (fs/ops_*.c) take it.
  *
@@ -61,6 +64,7 @@ struct pfs_opts {
 	int fence_ms;           /* fence after beats failed this long (< dead_ms) */
 	char *coord;            /* coordination backend: "local" (NULL), "none" */
 	bool recovery_manual;   /* dead peers are recovered by an operator */
+	unsigned recovery_parallelism;  /* backout workers at most; 0: 2 x CPUs */
 	bool ro;
 };
 

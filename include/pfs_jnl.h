@@ -10,8 +10,9 @@
  * Recovery (any holder of the cluster key; no mount needed):
  *   jnl_scan         read a slot's log, authenticate every record, and
  *                    list its in-flight transactions with their images
- *   jnl_backout      write the images back, flush, append ABORTs, mark
- *                    the log clean
+ *   jnl_backout      write the images back, flush, append ABORTs (newest
+ *                    first), mark the log clean; recovery/backout.c does
+ *                    the same with several workers
  * Errors: -EBADMSG a record or header fails authentication where the log
  * cannot simply have been torn (tampering, wrong key, replay); -EUCLEAN
  * structural damage; -EIO device errors.  Recovery that meets -EBADMSG
@@ -80,6 +81,13 @@ void jnl_scan_free(struct jnl_scan *s);
 int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 		const uint8_t key[PFS_KEY_BYTES], struct jnl_scan *s,
 		uint64_t *backout_ns);
+/* The pieces of jnl_backout, for recovery/backout.c (the parallel engine):
+ * R2 for every image of the scan (-EUCLEAN, nothing written); and, once
+ * every image is written back and flushed, the ABORT records (in the
+ * scan's order), a clean header and a flush. */
+int jnl_check_images(const struct pfs_super *sb, const struct jnl_scan *s);
+int jnl_close_backout(struct bio_dev *dev, const struct pfs_super *sb,
+		      const uint8_t key[PFS_KEY_BYTES], const struct jnl_scan *s);
 /* Scan + back out + log what was done, with the time of each phase.
  * *log_gen (if not NULL) gets the generation the log was written under:
  * a new owner of the slot must take a higher one. */

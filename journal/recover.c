@@ -21,7 +21,7 @@
  * Backout: for each in-flight transaction (BEGIN without COMMIT or
  * ABORT), write its before-images back: per block the image of the
  * oldest in-flight transaction wins (the others are dropped after a sort
- * by block), and adjacent blocks go out in one write.  Flush, then append an ABORT per transaction and a clean
+ * by block), and adjacent blocks go out in one write.  Flush, then append an ABORT per transaction (R3) and a clean
  * header, then flush again.  Backout is idempotent: repeating it after a
  * crash writes the same images.
  *
@@ -30,6 +30,14 @@
  *   R2. Images are only written inside the group area of the volume, or
  *       to the slot's own slot record (fs/volume.c changes it under the
  *       transaction, so it has before-images like any other block).
+ *   R3. The ABORT records go out newest transaction first.  A crash may
+ *       keep any prefix of them (the scan stops at the first missing
+ *       record), so what stays in flight is always the OLDEST few
+ *       transactions; for every block they logged, the oldest image
+ *       among them is the oldest of the whole set, and the blocks only
+ *       newer transactions logged already hold their images (flushed
+ *       before the first ABORT).  So backing out again after such a
+ *       crash writes the same final images.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -266,6 +274,7 @@ out_fail:
 struct img_ref {
 	uint64_t blkno;
 	size_t tx;                      /* index in s->dead: older first */
+	size_t k;                       /* index in the transaction */
 	const uint8_t *data;
 };
 
@@ -274,7 +283,9 @@ static int img_ref_cmp(const void *a, const void *b)
 	const struct img_ref *x = a, *y = b;
 	if (x->blkno != y->blkno)
 		return x->blkno < y->blkno ? -1 : 1;
-	return x->tx < y->tx ? -1 : (x->tx > y->tx);
+	if (x->tx != y->tx)
+		return x->tx < y->tx ? -1 : 1;
+	return x->k < y->k ? -1 : (x->k > y->k);
 }
 
 /* Write back the images of every dead transaction: per block the image
@@ -296,7 +307,7 @@ static int write_images(struct bio_dev *dev, struct jnl_scan *s)
 	size_t n = 0;
 	for (size_t i = 0; i < s->ndead; i++)
 		for (size_t k = 0; k < s->dead[i].nimages; k++)
-			refs[n++] = (struct img_ref){ s->dead[i].blkno[k], i,
+			refs[n++] = (struct img_ref){ s->dead[i].blkno[k], i, k,
 				s->dead[i].images + k * (size_t)PFS_BLOCK_SIZE };
 	qsort(refs, n, sizeof(*refs), img_ref_cmp);
 	size_t i = 0;
@@ -318,17 +329,13 @@ out_free:
 	return err;
 }
 
-int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
-		const uint8_t key[PFS_KEY_BYTES], struct jnl_scan *s, uint64_t *backout_ns)
+int jnl_check_images(const struct pfs_super *sb, const struct jnl_scan *s)
 {
-	uint64_t t0 = pfs_now_mono_ns();
 	uint64_t lo = le64_to_cpu(sb->group_start), hi = le64_to_cpu(sb->block_count) - 1;
 	uint64_t own = le64_to_cpu(sb->slot_table_start) + 2ull * s->slot + 1;
-	struct jlog l;
-	int err;
 
 	for (size_t i = s->ndead; i-- > 0;) {
-		struct jnl_dead_tx *t = &s->dead[i];
+		const struct jnl_dead_tx *t = &s->dead[i];
 		for (size_t k = 0; k < t->nimages; k++) {
 			if ((t->blkno[k] < lo || t->blkno[k] >= hi) &&
 			    t->blkno[k] != own) {                            /* R2 */
@@ -338,19 +345,21 @@ int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 			}
 		}
 	}
-	err = write_images(dev, s);
-	if (err)
-		return err;
-	err = bio_flush(dev);
-	if (err)
-		return err;
-	err = jlog_init(&l, dev, sb, key, s->slot, s->generation);
+	return 0;
+}
+
+int jnl_close_backout(struct bio_dev *dev, const struct pfs_super *sb,
+		      const uint8_t key[PFS_KEY_BYTES], const struct jnl_scan *s)
+{
+	struct jlog l;
+	int err = jlog_init(&l, dev, sb, key, s->slot, s->generation);
 	if (err)
 		return err;
 	l.head = s->head_lsn;
 	l.tail = s->ndead ? s->dead[0].begin_lsn : s->head_lsn;
 	l.hseq = s->hseq;
-	for (size_t i = 0; i < s->ndead && !err; i++) {
+	/* Newest first (R3). */
+	for (size_t i = s->ndead; i-- > 0 && !err;) {
 		le64 v = cpu_to_le64(s->dead[i].txseq);
 		err = jlog_append(&l, PFS_JREC_ABORT, s->dead[i].txseq, &v, sizeof(v), 0);
 	}
@@ -361,6 +370,23 @@ int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 	if (!err)
 		err = bio_flush(dev);
 	jlog_fini(&l);
+	return err;
+}
+
+int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
+		const uint8_t key[PFS_KEY_BYTES], struct jnl_scan *s, uint64_t *backout_ns)
+{
+	uint64_t t0 = pfs_now_mono_ns();
+	int err = jnl_check_images(sb, s);
+	if (err)
+		return err;
+	err = write_images(dev, s);
+	if (err)
+		return err;
+	err = bio_flush(dev);
+	if (err)
+		return err;
+	err = jnl_close_backout(dev, sb, key, s);
 	if (backout_ns)
 		*backout_ns = pfs_now_mono_ns() - t0;
 	return err;

@@ -9,7 +9,8 @@
 # done, see tests/tools/crashwl.c), the directory of the previous
 # iteration must still verify, the unmount must be clean and fsck.peerfs
 # -n must find nothing.  One iteration in five also kills the recovering
-# daemon during its mount, so recovery runs twice.
+# daemon during its mount, so recovery runs twice.  Recovering mounts back
+# out serially or with four workers, by pairs of iterations.
 #
 # PFS_KILL_ITERS iterations (default 20, about a minute; an iteration
 # takes 2-3 s, so the time limit allows PFS_KILL_ITERS=500); PFS_KILL_SEED
@@ -35,6 +36,7 @@ echo "crash-kill: PFS_KILL_SEED=$seed PFS_KILL_ITERS=$iters"
 
 MNT=$PFS_TEST_DIR/m
 mkdir -p "$MNT"
+export PEERFS_BACKOUT_MIN_BLOCKS=1
 # The image stays on the test directory's file system: real flushes make
 # commits long enough for kills to land inside them.
 FAST=$PFS_TEST_DIR/work
@@ -125,7 +127,8 @@ for ((i = 1; i <= iters; i++)); do
 	if ((RANDOM % 5 == 0)); then
 		# Kill the recovering daemon too, during its mount.
 		d2=$(rand_delay 150 400)
-		"$peerfs" "$PFS_IMAGE" "$MNT" -f -o "keyfile=$PFS_KEY,node=0,heartbeat_ms=10,dead_ms=20" \
+		"$peerfs" "$PFS_IMAGE" "$MNT" -f \
+			-o "keyfile=$PFS_KEY,node=0,heartbeat_ms=10,dead_ms=20,recovery_parallelism=4" \
 			>>"$FAST/daemon.log" 2>&1 </dev/null &
 		KPID=$!
 		echo "$KPID $peerfs" >>"$PFS_TEST_DIR/.pfs-pids"
@@ -138,7 +141,10 @@ for ((i = 1; i <= iters; i++)); do
 	log=$PFS_TEST_DIR/peerfs.m.log
 	lines=0
 	[[ -f $log ]] && lines=$(wc -l <"$log")
-	pfs_mount "$MNT" -o "node=0,heartbeat_ms=10,dead_ms=20,data=$data"
+	# The recovery backs out serially or with four workers, alternately
+	# (PEERFS_BACKOUT_MIN_BLOCKS=1: even small transactions are shared).
+	par=$(( (i / 2) % 2 ? 4 : 1 ))
+	pfs_mount "$MNT" -o "node=0,heartbeat_ms=10,dead_ms=20,data=$data,recovery_parallelism=$par"
 	rec=$(tail -n +$((lines + 1)) "$log" | grep -E 'journal of slot 0: (scan|backout):' || true)
 	[[ -n $rec ]] && echo "$rec" | sed 's/^.*journal/   journal/'
 	if grep -Eq 'backout: [1-9][0-9]* transactions' <<<"$rec"; then

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# timeout: 600
 # crash-points: simulated power loss at chosen device writes and flushes.
 # For each workload of crashwl and each data mode, a first run without
 # faults counts the writes and flushes the daemon issues from mount to
@@ -15,7 +16,8 @@
 # accepts (prefix consistency and every fsync'd operation, see
 # tests/tools/crashwl.c), the unmount must be clean and fsck.peerfs -n
 # must find nothing.  data=ordered is checked for metadata atomicity and
-# fsync'd data (crashwl verify -m ordered).
+# fsync'd data (crashwl verify -m ordered).  Recovering mounts back out
+# with 1 or 4 workers (by crash mode, see recovery_par).
 #
 # Points: a stride per workload that keeps the test near three minutes;
 # every point with PFS_LONG=1 (about half an hour:
@@ -27,7 +29,6 @@
 # of workloads.  Commits happen only at fsync and unmount
 # (commit_ms=600000) and the heartbeat beats once, so a workload issues
 # the same writes and flushes in the same order at every run.
-# timeout: 600
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -83,6 +84,17 @@ is_mounted() {
 	awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo
 }
 
+# Recovering mounts back out with 1 (serial) or 4 workers, by crash mode
+# (random and drop: 4; keep and tear: 1); PEERFS_BACKOUT_MIN_BLOCKS=1 lets
+# the small transactions of the workloads use several workers.
+export PEERFS_BACKOUT_MIN_BLOCKS=1
+recovery_par() {
+	case ${1%%,*} in
+	random|drop) echo 4 ;;
+	*) echo 1 ;;
+	esac
+}
+
 # crash_start FAULT DATA [keep]: mount a fresh copy of the base volume
 # (with "keep": the crashed volume as it is, its slot left MOUNTED) with
 # the fault armed.  0 when mounted, 1 when the daemon exited first.
@@ -93,7 +105,7 @@ crash_start() {
 		rm -f "$PFS_IMAGE"
 		cp --sparse=always "$FAST/base.img" "$PFS_IMAGE"
 	else
-		opts=commit_ms=600000,heartbeat_ms=10,dead_ms=20
+		opts=commit_ms=600000,heartbeat_ms=10,dead_ms=20,recovery_parallelism=$(recovery_par "${fault#*mode=}")
 	fi
 	PEERFS_FAULT=$fault "$peerfs" "$PFS_IMAGE" "$MNT" -f \
 		-o "keyfile=$PFS_KEY,node=0,data=$data,$opts" >"$FAST/crash.log" 2>&1 </dev/null &
@@ -232,7 +244,7 @@ iterate() {
 
 	local log=$PFS_TEST_DIR/peerfs.m.log lines=0
 	[[ -f $log ]] && lines=$(wc -l <"$log")
-	pfs_mount "$MNT" -o "$RECOVER_OPTS,data=$data"
+	pfs_mount "$MNT" -o "$RECOVER_OPTS,data=$data,recovery_parallelism=$(recovery_par "$mode")"
 	local rec
 	rec=$(tail -n +$((lines + 1)) "$log")
 	if grep -Eq 'journal of slot 0: backout: [1-9][0-9]* transactions' <<<"$rec"; then

@@ -941,6 +941,23 @@ static void test_registration(void **state)
 	assert_int_equal(coord_reg_info(d, 0, &ri), 0);
 	assert_int_equal(ri.lease_expiry_ns, *t->clock + 2000 * 1000000ull);
 
+	/* backout progress: set by the counterpart only, read by anyone */
+	struct coord_progress pg, got;
+	memset(&pg, 0, sizeof(pg));
+	pg.ntx = 1;
+	pg.workers = 2;
+	pg.tx[0].txseq = 77;
+	pg.tx[0].undo_done = 5;
+	pg.tx[0].undo_total = 9;
+	pg.tx[0].worker = 2;
+	assert_int_equal(coord_progress(d, 0, &got), -ENOENT);      /* none yet */
+	assert_int_equal(coord_set_progress(d, 0, &pg), -EPERM);
+	assert_int_equal(coord_set_progress(c, 3, &pg), -ENOENT);   /* not registered */
+	assert_int_equal(coord_set_progress(c, 0, &pg), 0);
+	assert_int_equal(coord_progress(d, 0, &got), 0);
+	assert_memory_equal(&got, &pg, sizeof(pg));
+	assert_int_equal(coord_progress(d, 3, &got), -ENOENT);
+
 	/* unregister -> inactive; the retained lock keeps a DEAD */
 	assert_int_equal(coord_unregister(c, 0), 0);
 	assert_int_equal(coord_unregister(c, 0), -ENOENT);
@@ -950,9 +967,12 @@ static void test_registration(void **state)
 	assert_int_equal(coord_node_info(d, 0, &ni), 0);
 	assert_int_equal(ni.state, COORD_DEAD);
 	assert_int_equal(coord_register(e, 0, 1000), -EPERM);      /* still not live */
+	assert_int_equal(coord_progress(d, 0, &got), -ENOENT);      /* cleared */
+	assert_int_equal(coord_set_progress(c, 0, &pg), -ENOENT);
 
 	/* another node may register now; its lease expires unless renewed */
 	assert_int_equal(coord_register(d, 0, 200), 0);
+	assert_int_equal(coord_progress(c, 0, &got), -ENOENT);      /* a new registration */
 	advance_ms(t, 150);
 	assert_int_equal(coord_heartbeat(c), 0);
 	assert_int_equal(coord_heartbeat(d), 0);
@@ -1000,6 +1020,10 @@ static void test_readonly_attach(void **state)
 	assert_int_equal(coord_lock(ro, R(2), COORD_SH, 0), -EROFS);
 	assert_int_equal(coord_heartbeat(ro), -EROFS);
 	assert_int_equal(coord_register(ro, 1, 100), -EROFS);
+	struct coord_progress pg;
+	memset(&pg, 0, sizeof(pg));
+	assert_int_equal(coord_set_progress(ro, 1, &pg), -EROFS);
+	assert_int_equal(coord_progress(ro, 1, &pg), -ENOENT);
 	assert_int_equal(coord_declare_dead(ro, 0), -EROFS);
 	coord_close(a);
 	assert_true(segment_exists(t));         /* the reader keeps it */

@@ -629,14 +629,14 @@ static void test_backout_oldest_image_wins(void **state)
 	assert_true(s.clean);
 	assert_int_equal(s.ndead, 0);
 	jnl_scan_free(&s);
-	/* One ABORT per transaction where the log ended. */
+	/* One ABORT per transaction where the log ended, newest first (R3). */
 	assert_int_equal(jlog_init(&l, t->dev, &t->sb, t->key, 0, GEN), 0);
 	for (uint64_t k = 0; k < 2; k++) {
 		struct pfs_jrec_hdr h;
 		uint8_t *payload;
 		assert_int_equal(jlog_read(&l, head + k, &h, &payload), 0);
 		assert_int_equal(le32_to_cpu(h.type), PFS_JREC_ABORT);
-		assert_int_equal(le64_to_cpu(h.txseq), k + 1);
+		assert_int_equal(le64_to_cpu(h.txseq), 2 - k);
 	}
 	jlog_fini(&l);
 	/* A clean log: recovery writes nothing. */
