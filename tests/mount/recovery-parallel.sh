@@ -4,7 +4,8 @@
 #      message and nothing mounted; peerfsctl recover --max-parallelism 0
 #      or x is a usage error (status 1).
 #   2. node 0 runs with recovery_parallelism=4.  Nodes 1 and 2 (commit
-#      only at fsync, data=undo) overwrite 8 MiB files in place over and
+#      only at fsync, data=undo) overwrite 8 MiB files in place in 32 KiB
+#      writes (larger ones would move to new blocks, fs/file.c F6) over and
 #      over, fsync after each, and are killed together with SIGKILL.  Node
 #      0 recovers both, logging its worker decision with its inputs; every
 #      file holds the content of its last fsync or of the overwrite in
@@ -70,7 +71,7 @@ writer() {
 	while :; do
 		local f=f$((k % 3)) p=$((k % 4))
 		echo "$f $p" >"$PFS_TEST_DIR/$d.next"
-		dd if="pat$p" of="$mnt/$d/$f" bs=1M conv=notrunc,fsync status=none
+		dd if="pat$p" of="$mnt/$d/$f" bs=32K conv=notrunc,fsync status=none
 		echo "$f $p" >>"$PFS_TEST_DIR/$d.synced"
 		k=$((k + 1))
 	done
