@@ -385,8 +385,9 @@ run_target() {
 #
 # A volume with one slot and a 256 MiB journal (a transaction may fill
 # about 3/4 of it).  A file of RECOVERY_MIB MiB is written and committed;
-# a mount with commit_ms=600000 overwrites all of it under data=undo, so
-# one transaction holds its before-images, and an fsync commits it.  The
+# a mount with commit_ms=600000 overwrites all of it under data=undo in
+# 32 KiB writes (larger ones move to new blocks and log no data), so one
+# transaction holds its before-images, and an fsync commits it.  The
 # daemon runs with PEERFS_FAULT=crash_io=N, N placed in the middle of the
 # commit's in-place writes (the log of before-images is durable by then);
 # then it is killed with SIGKILL and the next mount is timed, with the
@@ -438,7 +439,7 @@ rec_calibrate() {
 	DPID[$mnt]=$pid
 	wait_mounted "$mnt" "$pid" "$logf"
 	MOUNTED[$mnt]=peerfs-undo
-	"$PFSBENCH" -N overwrite "$mnt/victim" 1048576 >/dev/null
+	"$PFSBENCH" -N overwrite "$mnt/victim" 32768 >/dev/null
 	rec_kill "$mnt" "$pid"
 	wait "$PERF_PID" || true
 	PERF_PID=
@@ -457,7 +458,7 @@ run_recovery() {
 	n=$((REC_BASE + 4 + recs + 1 + recs / 2))
 	PEERFS_FAULT="crash_io=$n,mode=keep" mount_target peerfs-undo "$img" "$mnt" "$REC_OPTS"
 	pid=${DPID[$mnt]}
-	"$PFSBENCH" -N overwrite "$mnt/victim" 1048576 >/dev/null
+	"$PFSBENCH" -N overwrite "$mnt/victim" 32768 >/dev/null
 	if "$PFSBENCH" -S "$mnt" run true >/dev/null 2>&1; then
 		die "recovery: the commit did not crash (crash_io=$n)"
 	fi
