@@ -41,6 +41,7 @@ struct cli {
 	int fence_ms;
 	char *coord;
 	char *recovery;
+	char *restart_wait;
 	double attr_timeout;
 	int ro;
 	int verbose;
@@ -61,6 +62,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "fence_ms=%d", offsetof(struct cli, fence_ms), 0 },
 	{ "coord=%s", offsetof(struct cli, coord), 0 },
 	{ "recovery=%s", offsetof(struct cli, recovery), 0 },
+	{ "restart_wait=%s", offsetof(struct cli, restart_wait), 0 },
 	{ "attr_timeout=%lf", offsetof(struct cli, attr_timeout), 0 },
 	{ "verbose", offsetof(struct cli, verbose), 1 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -94,6 +96,8 @@ static void usage(FILE *f)
 		"                      nodes of this host; none: a single node)\n"
 		"  recovery=auto|manual  recover dead peers at once (default), or\n"
 		"                      leave it to peerfsctl recover\n"
+		"  restart_wait=SEC    a node declared dead that mounts again waits this\n"
+		"                      long for its recovery to end (default 300; 0: refuse)\n"
 		"  attr_timeout=SEC    kernel attribute/entry cache (default 1)\n"
 		"  ro                  read-only\n"
 		"  verbose             debug logging\n"
@@ -234,6 +238,16 @@ static int to_opts(const struct cli *c, struct pfs_opts *o)
 			fprintf(stderr, "peerfs: recovery=%s: expected auto or manual\n", c->recovery);
 			return -EINVAL;
 		}
+	}
+	if (c->restart_wait) {
+		char *end;
+		long v = strtol(c->restart_wait, &end, 10);
+		if (end == c->restart_wait || *end || v < 0 || v > 86400) {
+			fprintf(stderr, "peerfs: restart_wait=%s: expected 0..86400 seconds\n",
+				c->restart_wait);
+			return -EINVAL;
+		}
+		o->restart_wait_s = (int)v;
 	}
 	if (c->attr_timeout < 0) {
 		fprintf(stderr, "peerfs: attr_timeout must be >= 0\n");
@@ -398,5 +412,6 @@ out_free_cli:
 	free(c.cache_size);
 	free(c.coord);
 	free(c.recovery);
+	free(c.restart_wait);
 	return ret;
 }

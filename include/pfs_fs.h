@@ -57,6 +57,8 @@ struct pfs_opts {
 	int fence_ms;           /* fence after beats failed this long (< dead_ms) */
 	char *coord;            /* coordination backend: "local" (NULL), "none" */
 	bool recovery_manual;   /* dead peers are recovered by an operator */
+	int restart_wait_s;     /* a dead node restarting waits for its
+				 * recovery this long (0: refuse; volume.c R2) */
 	bool ro;
 };
 
