@@ -45,7 +45,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 
-.PHONY: all check unit mount-tests bench install clean demo
+.PHONY: all check unit mount-tests bench install clean demo soak-cluster
 all: $(PROGS) $(UNIT_BINS) $(TOOL_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -87,6 +87,12 @@ check: all
 bench: all
 	BUILD=$(BUILD) bash bench/run.sh
 	BUILD=$(BUILD) bash bench/cluster.sh
+
+# The long multi-node kill soak: PFS_SOAK_KILLS kills (default 300).
+soak-cluster: all
+	PFS_SOAK_KILLS=$${PFS_SOAK_KILLS:-300} PFS_TIMEOUT_SCALE=$$(( ($${PFS_SOAK_KILLS:-300} * 12 + 179) / 180 )) \
+	  BUILD=$(BUILD) bash tests/run.sh cluster-soak
+	@grep -E '^cluster-soak summary' $${PFS_TEST_TMP:-/tmp/peerfs-tests}/cluster-soak/log
 
 demo: all
 	BUILD=$(BUILD) bash tests/demo.sh
