@@ -357,11 +357,13 @@ pfs_try_mount() {
 
 # pfs_kill_daemon MNT [PID...]: SIGKILL the daemon of MNT (mounted by
 # pfs_mount), wait for it to exit and detach its dead mount.  A daemon
-# thread inside a kernel cache invalidation can wait, uninterruptibly, for
-# a directory lock held by a process whose request on MNT the dead daemon
-# will never answer; the daemon then cannot finish exiting.  After 5 s the
-# threads' kernel stacks are printed and the given processes (those using
-# MNT) are killed too, which frees the lock.  Sets PFS_KILL_STUCK=1 then.
+# thread inside a kernel entry invalidation can wait, uninterruptibly, for
+# a directory lock held by a process whose request the daemon had already
+# taken (that process waits, uninterruptibly too, for an answer the dead
+# daemon will never send); the daemon then cannot finish exiting until
+# its FUSE connection is aborted.  After 5 s the threads' kernel stacks
+# are printed, the connection is aborted (umount -f) and the given
+# processes (those using MNT) are killed.  Sets PFS_KILL_STUCK=1 then.
 pfs_kill_daemon() {
 	local mnt pid i t st stuck
 	mnt=$(_pfs_abspath "$1")
@@ -384,6 +386,8 @@ pfs_kill_daemon() {
 				echo "  thread ${t##*/}: $(cut -d' ' -f3 "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)"
 				head -n 4 "$t/stack" 2>/dev/null | sed 's/^/    /'
 			done
+			echo "+ umount -f $mnt (aborts its FUSE connection)"
+			umount -f "$mnt" 2>&1 || true
 			(($#)) && { echo "+ killing the processes using $mnt: $*"; kill -KILL "$@" 2>/dev/null || true; }
 		fi
 		((i < 600)) || fail "peerfs pid $pid did not exit within 60 s of SIGKILL"

@@ -80,8 +80,11 @@ int main(int argc, char **argv)
 		}
 		if (w - w0 >= delta) {
 			kill((pid_t)pid, SIGKILL);
-			printf("killat: killed %ld after %llu bytes written (%.3f s)\n", pid,
-			       (unsigned long long)(w - w0), now_s() - t0);
+			struct timespec rt;
+			clock_gettime(CLOCK_REALTIME, &rt);
+			printf("killat: killed %ld after %llu bytes written (%.3f s) at %lld.%06ld\n", pid,
+			       (unsigned long long)(w - w0), now_s() - t0, (long long)rt.tv_sec,
+			       rt.tv_nsec / 1000);
 			return 0;
 		}
 		if (now_s() - t0 > limit) {
