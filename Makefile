@@ -87,6 +87,7 @@ check: all
 bench: all
 	BUILD=$(BUILD) bash bench/run.sh
 	BUILD=$(BUILD) bash bench/cluster.sh
+	BUILD=$(BUILD) bash bench/recovery.sh
 
 # The long multi-node kill soak: PFS_SOAK_KILLS kills (default 300).
 soak-cluster: all
