@@ -362,14 +362,18 @@ pfs_try_mount() {
 # taken (that process waits, uninterruptibly too, for an answer the dead
 # daemon will never send); the daemon then cannot finish exiting until
 # its FUSE connection is aborted.  After 5 s the threads' kernel stacks
-# are printed, the connection is aborted (umount -f) and the given
-# processes (those using MNT) are killed.  Sets PFS_KILL_STUCK=1 then.
+# are printed, the connection is aborted (through fusectl, else umount -f)
+# and the given processes (those using MNT) are killed.  Sets
+# PFS_KILL_STUCK=1 then.
 pfs_kill_daemon() {
 	local mnt pid i t st stuck
 	mnt=$(_pfs_abspath "$1")
 	shift
 	pid=${_PFS_PID[$mnt]}
 	PFS_KILL_STUCK=0
+	local conn
+	conn=$(findmnt -rn -o MAJ:MIN --mountpoint "$mnt" | head -n 1)
+	conn=/sys/fs/fuse/connections/${conn#*:}/abort
 	kill -KILL "$pid" 2>/dev/null || true
 	for ((i = 0; ; i++)); do
 		stuck=0
@@ -386,8 +390,13 @@ pfs_kill_daemon() {
 				echo "  thread ${t##*/}: $(cut -d' ' -f3 "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)"
 				head -n 4 "$t/stack" 2>/dev/null | sed 's/^/    /'
 			done
-			echo "+ umount -f $mnt (aborts its FUSE connection)"
-			umount -f "$mnt" 2>&1 || true
+			if [[ -w $conn ]]; then
+				echo "+ aborting its FUSE connection (${conn%/abort})"
+				echo 1 >"$conn"
+			else
+				echo "+ umount -f $mnt (aborts its FUSE connection; fusectl is not mounted)"
+				umount -f "$mnt" 2>&1 || true
+			fi
 			(($#)) && { echo "+ killing the processes using $mnt: $*"; kill -KILL "$@" 2>/dev/null || true; }
 		fi
 		((i < 600)) || fail "peerfs pid $pid did not exit within 60 s of SIGKILL"
