@@ -64,6 +64,16 @@ mount_node() {         # mount_node N OPTS
 	die "node $n did not mount"
 }
 
+unmount_node() {       # a just-stopped probe may keep the mount busy briefly
+	local i
+	for ((i = 0; i < 20; i++)); do
+		fusermount3 -u "$DIR/n$1" 2>/dev/null && break
+		sleep 0.5
+	done
+	mountpoint -q "$DIR/n$1" && die "cannot unmount node $1"
+	wait "${PID[$1]}" 2>/dev/null || true
+}
+
 # Seconds of the day of a log time stamp HH:MM:SS.mmm, and of an epoch.
 sod_of_log() { awk -F'[:. ]' '{ printf "%.3f\n", $1 * 3600 + $2 * 60 + $3 + $4 / 1000 }' <<<"$1"; }
 sod_of_epoch() { date -d "@$1" +'%H %M %S %N' | awk '{ printf "%.3f\n", $1 * 3600 + $2 * 60 + $3 + $4 / 1e9 }'; }
@@ -119,8 +129,7 @@ run_size() {
 	undo=$(sed -n 's/.* with \([0-9]*\) undo blocks.*/\1/p' <<<"$l_scan")
 	if ((${undo:-0} < S * 256 * 9 / 10)); then
 		echo "recovery.sh: $S MiB: the kill missed the commit (${undo:-0} undo blocks); again" >&2
-		fusermount3 -u "$DIR/n0"
-		wait "${PID[0]}" 2>/dev/null || true
+		unmount_node 0
 		return 1
 	fi
 	local k d r
@@ -144,8 +153,7 @@ run_size() {
 		"$(awk -v d="$d" -v k="$k" 'BEGIN { print (d - k) * 1000 }')" "$regi" "$scan" "$back" "$rel" \
 		"$(awk -v r="$r" -v k="$k" 'BEGIN { print (r - k) * 1000 }')" \
 		"$(awk '{ printf "%d calls, p99 %s ms, max %s ms (%s)", $1, $2, $3, $4 }' <<<"$st")"
-	fusermount3 -u "$DIR/n0"
-	wait "${PID[0]}" 2>/dev/null || true
+	unmount_node 0
 }
 
 echo
