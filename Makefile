@@ -1,6 +1,7 @@
 # peerfs build.  `make` builds the programs into build/, `make check` runs
 # every test, `make SANITIZE=1 check` runs them under ASan and UBSan,
-# `make bench` runs the benchmarks, `make install` installs (PREFIX, DESTDIR).
+# `make bench` runs the benchmarks, `make soak-cluster` the long multi-node
+# kill soak, `make install` installs (PREFIX, DESTDIR).
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
