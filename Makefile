@@ -1,6 +1,7 @@
 # peerfs build.  `make` builds the programs into build/, `make check` runs
 # every test, `make SANITIZE=1 check` runs them under ASan and UBSan,
-# `make bench` runs the benchmarks, `make install` installs (PREFIX, DESTDIR).
+# `make bench` runs the benchmarks, `make soak-cluster` the long multi-node
+# kill soak, `make install` installs (PREFIX, DESTDIR).
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -47,7 +48,7 @@ TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 
 BENCH_BINS := $(BUILD)/bench/bobench
 
-.PHONY: all check unit mount-tests bench install clean demo
+.PHONY: all check unit mount-tests bench install clean demo soak-cluster
 all: $(PROGS) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -94,6 +95,13 @@ bench: all
 	BUILD=$(BUILD) bash bench/run.sh
 	BUILD=$(BUILD) bash bench/cluster.sh
 	BUILD=$(BUILD) bash bench/backout.sh
+	BUILD=$(BUILD) bash bench/recovery.sh
+
+# The long multi-node kill soak: PFS_SOAK_KILLS kills (default 300).
+soak-cluster: all
+	PFS_SOAK_KILLS=$${PFS_SOAK_KILLS:-300} PFS_TIMEOUT_SCALE=$$(( ($${PFS_SOAK_KILLS:-300} * 12 + 179) / 180 )) \
+	  BUILD=$(BUILD) bash tests/run.sh cluster-soak
+	@grep -E '^cluster-soak summary' $${PFS_TEST_TMP:-/tmp/peerfs-tests}/cluster-soak/log
 
 demo: all
 	BUILD=$(BUILD) bash tests/demo.sh

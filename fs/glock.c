@@ -650,10 +650,7 @@ int gl_start(struct pfs_fs *fs)
 	if (err) {
 		if (err == -EBUSY)
 			pfs_err("slot %u is live at the coordinator (another node uses it)", fs->slot);
-		else if (err == -EAGAIN)
-			pfs_err("slot %u was declared dead and is not recovered yet; retry when its recovery ends",
-				fs->slot);
-		else
+		else if (err != -EAGAIN)        /* declared dead: volume.c waits (R2) */
 			pfs_err("cannot join the cluster (coord=%s): %s", cfg.spec, strerror(-err));
 		goto out_free;
 	}

@@ -36,6 +36,14 @@
  *       orphan_slot deletes an orphan: a peer's last close just forgets
  *       it.  At unmount such orphans stay on the list for the slot's
  *       next mount (orphan_recover).
+ *   I6. A cached inode another node deleted is "gone": requests by its
+ *       number answer -ESTALE.  When the number was reused meanwhile and a
+ *       directory entry names it (lookup, readdirplus: inode_get_named),
+ *       the cached struct becomes the new incarnation, keeping the
+ *       kernel's lookup count: the entry reply carries the new generation,
+ *       so the kernel retires its inode of the old one (FUSE compares
+ *       generations) and later forgets it.  Not while the old incarnation
+ *       is open here: that stays -ESTALE.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -223,7 +231,7 @@ void inode_mark_stale(struct pfs_fs *fs, uint64_t first, unsigned n)
 /* G4 of glock.c: reread a cached inode another node may have changed.
  * One that was deleted there (or whose number was reused) is gone: it
  * answers -ESTALE and is never written or deleted here. */
-static int inode_reload(struct pfs_fs *fs, struct inode *ip)
+static int inode_reload(struct pfs_fs *fs, struct inode *ip, bool renew)
 {
 	uint32_t slot;
 	struct buf *b;
@@ -235,7 +243,8 @@ static int inode_reload(struct pfs_fs *fs, struct inode *ip)
 	err = inode_decode((const struct pfs_inode *)buf_data(b) + slot, ip->ino,
 			   fs->csum_seed, &fresh);
 	buf_put(b);
-	if (err == -ENOENT || (!err && fresh.generation != ip->generation)) {
+	bool reused = !err && fresh.generation != ip->generation;
+	if (err == -ENOENT || (reused && !renew)) {
 		ip->gone = true;
 		ip->stale = false;
 		return -ESTALE;
@@ -246,7 +255,8 @@ static int inode_reload(struct pfs_fs *fs, struct inode *ip)
 	fresh.nlookup = ip->nlookup;
 	fresh.nopen = ip->nopen;
 	fresh.ref = ip->ref;
-	fresh.dirty_seq = ip->dirty_seq;
+	/* A new incarnation's last change may not be committed yet. */
+	fresh.dirty_seq = reused ? tx_running_seq(fs) : ip->dirty_seq;
 	fresh.names = ip->names;
 	*ip = fresh;
 	return 0;
@@ -264,7 +274,7 @@ int inode_get(struct pfs_fs *fs, uint64_t ino, struct inode **out)
 		if (ip->gone)
 			return -ESTALE;
 		if (ip->stale) {
-			err = inode_reload(fs, ip);
+			err = inode_reload(fs, ip, false);
 			if (err)
 				return err;
 		}
@@ -335,6 +345,26 @@ int inode_get_ex(struct pfs_fs *fs, uint64_t ino, struct inode **out)
 	if (err)
 		return err;
 	return inode_get(fs, ino, out);
+}
+
+int inode_get_named(struct pfs_fs *fs, uint64_t ino, bool ex, struct inode **out)
+{
+	int err = ex ? inode_get_ex(fs, ino, out) : inode_get(fs, ino, out);
+	if (err != -ESTALE)
+		return err;
+	/* I6: the lock is held (the -ESTALE came after gl_need_inode). */
+	struct inode *ip = itab_find(fs, ino);
+	if (!ip || !ip->gone || ip->nopen > 0)
+		return err;
+	ip->gone = false;
+	err = inode_reload(fs, ip, true);
+	if (err) {
+		ip->gone = true;
+		return err;
+	}
+	ip->ref++;
+	*out = ip;
+	return 0;
 }
 
 void inode_put(struct pfs_fs *fs, struct inode *ip)

@@ -43,6 +43,7 @@ struct cli {
 	char *coord;
 	char *recovery;
 	char *recovery_parallelism;
+	char *restart_wait;
 	double attr_timeout;
 	int ro;
 	int verbose;
@@ -64,6 +65,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "coord=%s", offsetof(struct cli, coord), 0 },
 	{ "recovery=%s", offsetof(struct cli, recovery), 0 },
 	{ "recovery_parallelism=%s", offsetof(struct cli, recovery_parallelism), 0 },
+	{ "restart_wait=%s", offsetof(struct cli, restart_wait), 0 },
 	{ "attr_timeout=%lf", offsetof(struct cli, attr_timeout), 0 },
 	{ "verbose", offsetof(struct cli, verbose), 1 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -99,6 +101,8 @@ static void usage(FILE *f)
 		"                      leave it to peerfsctl recover\n"
 		"  recovery_parallelism=N  backout workers at most, 1..64 (default\n"
 		"                      2 x CPUs; 1: serial)\n"
+		"  restart_wait=SEC    a node declared dead that mounts again waits this\n"
+		"                      long for its recovery to end (default 300; 0: refuse)\n"
 		"  attr_timeout=SEC    kernel attribute/entry cache (default 1)\n"
 		"  ro                  read-only\n"
 		"  verbose             debug logging\n"
@@ -257,6 +261,16 @@ static int to_opts(const struct cli *c, struct pfs_opts *o)
 		fprintf(stderr, "peerfs: recovery_parallelism=%s: expected 1..%u\n",
 			c->recovery_parallelism, BO_MAX_WORKERS);
 		return -EINVAL;
+	}
+	if (c->restart_wait) {
+		char *end;
+		long v = strtol(c->restart_wait, &end, 10);
+		if (end == c->restart_wait || *end || v < 0 || v > 86400) {
+			fprintf(stderr, "peerfs: restart_wait=%s: expected 0..86400 seconds\n",
+				c->restart_wait);
+			return -EINVAL;
+		}
+		o->restart_wait_s = (int)v;
 	}
 	if (c->attr_timeout < 0) {
 		fprintf(stderr, "peerfs: attr_timeout must be >= 0\n");
@@ -422,5 +436,6 @@ out_free_cli:
 	free(c.coord);
 	free(c.recovery);
 	free(c.recovery_parallelism);
+	free(c.restart_wait);
 	return ret;
 }

@@ -308,7 +308,7 @@ static int rd_fill(void *arg, const char *name, size_t len, uint64_t ino,
 		e.attr.st_ino = ino;
 		e.attr.st_mode = (mode_t)DTTOIF(type);
 	} else {
-		int err = inode_get(c->fs, ino, &ip);
+		int err = inode_get_named(c->fs, ino, false, &ip);
 		if (err == -ERESTART && c->pos > 0)
 			return 1;       /* send what we have; the next call waits */
 		if (err) {

@@ -136,7 +136,7 @@ static int get_child_mode(struct pfs_fs *fs, struct inode *dp, const char *name,
 	err = dir_lookup(fs, dp, name, strlen(name), &ino, &type);
 	if (err)
 		return err;
-	err = ex ? inode_get_ex(fs, ino, out) : inode_get(fs, ino, out);
+	err = inode_get_named(fs, ino, ex, out);
 	if (err == -ENOENT || err == -ESTALE) {
 		pfs_err("directory %llu: entry '%s' points to free inode %llu",
 			(unsigned long long)dp->ino, name, (unsigned long long)ino);

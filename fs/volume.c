@@ -70,6 +70,7 @@ void pfs_opts_defaults(struct pfs_opts *o)
 	o->dead_ms = 3000;
 	o->attr_timeout = 1.0;
 	o->fence_ms = 2000;
+	o->restart_wait_s = 300;
 }
 
 void fs_fence(struct pfs_fs *fs, int err, const char *why)
@@ -321,6 +322,97 @@ static int slot_claim(struct pfs_fs *fs)
 	}
 	pfs_err("all %u slots are in use; unmount a node or pick one with -o node=N", nslots);
 	return -EBUSY;
+}
+
+/* ---- restart of a dead node ----
+ *
+ * A node that mounts its own slot again (node=N) after it died may find N
+ * still DEAD at the coordinator: declared dead, its locks retained,
+ * waiting for a counterpart or being backed out by one.
+ *   R1. A restarting node never touches its slot while N is DEAD: the
+ *       counterpart owns it (P1 of recovery/peer.c).  It reads the
+ *       coordinator (a read-only handle) and its slot record only.
+ *   R2. With restart_wait=S > 0 (default 300) it waits, at most S
+ *       seconds, until N is no longer DEAD: the counterpart released N's
+ *       locks, freed the slot on disk and unregistered (recovery/peer.c
+ *       phases 6 and 7).  Then it claims the slot as any mount does.
+ *   R3. With restart_wait=0, or when the bound passes, it fails with a
+ *       message naming the slot's owner (the counterpart, or nobody yet)
+ *       having written nothing.
+ * A node killed but not yet declared dead joins as a takeover of its
+ * silent coordinator record (pfs_coord.h); if its peers declare it dead
+ * in between, coord_open says -EAGAIN and the mount waits as above.
+ */
+
+/* Who owns dead slot s: its registered counterpart, or none yet. */
+static void slot_owner_desc(struct coord *c, uint32_t s, char *buf, size_t len)
+{
+	struct coord_reg_info ri;
+	if (coord_reg_info(c, s, &ri) == 0 && ri.status == COORD_REG_ACTIVE) {
+		struct coord_node_info ci;
+		bool live = coord_node_info(c, ri.counterpart, &ci) == 0 &&
+			    ci.state == COORD_LIVE;
+		snprintf(buf, len, "node %u recovers it as its counterpart%s", ri.counterpart,
+			 live ? "" : " (that node died too: another peer will take over)");
+	} else {
+		snprintf(buf, len, "no peer recovers it yet (peers mounted recovery=manual "
+			 "leave it to \"peerfsctl recover DEVICE --node %u\")", s);
+	}
+}
+
+/* R1-R3: wait until slot s is not DEAD at the coordinator, until
+ * deadline_ns (monotonic).  0 when it is not (or no cluster state exists),
+ * -EAGAIN (refused or timed out), or another error. */
+static int slot_wait_recovered(struct pfs_fs *fs, uint32_t s, uint64_t deadline_ns)
+{
+	struct coord_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.spec = fs->opts.coord ? fs->opts.coord : "local";
+	memcpy(cfg.uuid, fs->uuid, sizeof(cfg.uuid));
+	cfg.slot = s;
+	cfg.heartbeat_ms = fs->opts.heartbeat_ms;
+	cfg.dead_ms = fs->opts.dead_ms;
+	struct coord *c;
+	int err = coord_attach_readonly(&cfg, &c);
+	if (err == -ENOENT)
+		return 0;                       /* no node ever joined */
+	if (err)
+		return err;
+	uint64_t t0 = pfs_now_mono_ns();
+	char owner[160] = "", prev[160] = "";
+	bool waited = false;
+	for (;;) {
+		struct coord_node_info ni;
+		err = coord_node_info(c, s, &ni);
+		if (err || ni.state != COORD_DEAD)
+			break;
+		slot_owner_desc(c, s, owner, sizeof(owner));
+		if (fs->opts.restart_wait_s == 0) {                    /* R3 */
+			pfs_err("slot %u: this node was declared dead and is not recovered yet: %s; "
+				"refusing to mount (restart_wait=0); nothing was written", s, owner);
+			err = -EAGAIN;
+			break;
+		}
+		if (strcmp(owner, prev) != 0) {
+			pfs_warn("slot %u: this node was declared dead and is not recovered yet: %s; "
+				 "waiting until its slot is released (restart_wait=%d s)",
+				 s, owner, fs->opts.restart_wait_s);
+			snprintf(prev, sizeof(prev), "%s", owner);
+		}
+		if (pfs_now_mono_ns() >= deadline_ns) {
+			pfs_err("slot %u: still dead after waiting %d s (%s); giving up; nothing was written",
+				s, fs->opts.restart_wait_s, owner);
+			err = -EAGAIN;
+			break;
+		}
+		waited = true;
+		usleep(50000);
+	}
+	if (!err && waited)
+		pfs_info("slot %u: released by its recovery after %.1f s; mounting", s,
+			 (double)(pfs_now_mono_ns() - t0) / 1e9);
+	coord_close(c);
+	return err;
 }
 
 /* Write another slot's record directly (a counterpart recovering it,
@@ -577,19 +669,35 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 		*out = fs;
 		return 0;
 	}
-	err = slot_claim(fs);
-	if (err)
-		goto out_destroy_cache;
-	char ctx[48];
-	snprintf(ctx, sizeof(ctx), "node=%u slot=%u:", fs->slot, fs->slot);
-	pfs_log_set_context(ctx);
-	/* Join before the backout: locks a dead incarnation of this slot
-	 * left are inherited and stay held until its journal is backed out
-	 * (glock.c G2). */
-	if (!opts->coord || strcmp(opts->coord, "none") != 0) {
-		err = gl_start(fs);
+	bool clustered = !opts->coord || strcmp(opts->coord, "none") != 0;
+	uint64_t restart_deadline = pfs_now_mono_ns() +
+				    (uint64_t)opts->restart_wait_s * 1000000000ull;
+	for (;;) {
+		/* R1, R2: a restart of a dead node waits for its recovery. */
+		if (clustered && opts->node >= 0 &&
+		    (uint32_t)opts->node < le32_to_cpu(fs->sb.max_slots)) {
+			err = slot_wait_recovered(fs, (uint32_t)opts->node, restart_deadline);
+			if (err)
+				goto out_destroy_cache;
+		}
+		err = slot_claim(fs);
 		if (err)
-			goto out_unlock_slot;
+			goto out_destroy_cache;
+		char ctx[48];
+		snprintf(ctx, sizeof(ctx), "node=%u slot=%u:", fs->slot, fs->slot);
+		pfs_log_set_context(ctx);
+		/* Join before the backout: locks a dead incarnation of this
+		 * slot left are inherited and stay held until its journal is
+		 * backed out (glock.c G2). */
+		if (!clustered)
+			break;
+		err = gl_start(fs);
+		if (!err)
+			break;
+		vol_slot_unlock(fs, fs->slot);
+		/* Declared dead while we watched its heartbeat: wait (R2). */
+		if (err != -EAGAIN || opts->node < 0)
+			goto out_destroy_cache;
 	}
 	uint64_t log_gen = 0;
 	err = bo_recover_slot(fs->dev, &fs->sb, fs->key, fs->slot, fs->slot_gen - 1,
@@ -651,6 +759,9 @@ int fs_mount(const struct pfs_opts *opts, struct pfs_fs **out)
 	err = hb_start(fs);
 	if (err)
 		goto out_tx_fini;
+	/* Dead peers nobody recovers (every node died with the coordinator
+	 * state kept): recovered before serving, beating meanwhile. */
+	peer_recover_at_mount(fs);
 	err = peer_start(fs);
 	if (err) {
 		hb_stop(fs);

@@ -15,6 +15,7 @@
  *   PEERFS_FAULT="fail_io=120"            fail the 120th I/O, once
  *   PEERFS_FAULT="fail_io=120,sticky=1"   ... and every I/O after it
  *   PEERFS_FAULT="crash_io=57,mode=tear,seed=9"
+ *   PEERFS_FAULT="delay_us=2000"          every write and flush 2 ms slower
  * Counting starts at 1 when the device is opened.
  *
  * Thread safety: bio_read/bio_write/bio_flush may be called from several
@@ -47,6 +48,9 @@ struct bio_fault {
 	uint64_t crash_io;      /* 1-based write/flush number to crash at */
 	enum bio_crash_mode mode;
 	uint64_t seed;
+	uint64_t delay_us;      /* every write and flush takes this much
+				 * longer: a slow device, to widen the
+				 * window of a test or benchmark */
 };
 
 /* Open PATH read-write (rw) or read-only.  Regular files and block devices

@@ -65,6 +65,8 @@ struct pfs_opts {
 	char *coord;            /* coordination backend: "local" (NULL), "none" */
 	bool recovery_manual;   /* dead peers are recovered by an operator */
 	unsigned recovery_parallelism;  /* backout workers at most; 0: 2 x CPUs */
+	int restart_wait_s;     /* a dead node restarting waits for its
+				 * recovery this long (0: refuse; volume.c R2) */
 	bool ro;
 };
 
@@ -289,6 +291,10 @@ void inode_mark_stale(struct pfs_fs *fs, uint64_t first, unsigned n);
 struct inode *inode_ready_to_delete(struct pfs_fs *fs, uint64_t ino, int *err);
 /* inode_get, with the inode's cluster lock in EX (for a change). */
 int inode_get_ex(struct pfs_fs *fs, uint64_t ino, struct inode **out);
+/* inode_get (ex: inode_get_ex) of an inode a directory entry names: a
+ * cached copy another node deleted, whose number was reused, becomes the
+ * new incarnation (inode.c I5). */
+int inode_get_named(struct pfs_fs *fs, uint64_t ino, bool ex, struct inode **out);
 /* Encode ip into its inode-table block (crc, transaction). */
 int inode_write(struct pfs_fs *fs, struct inode *ip);
 int inode_new(struct pfs_fs *fs, struct inode *dir, uint32_t mode,

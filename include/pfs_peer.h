@@ -36,6 +36,11 @@ int peer_recover_node(struct pfs_fs *fs, uint32_t n, struct peer_stats *st);
 /* A slot left mounted that the coordinator does not know (its state was
  * lost with every node): back out its journal and free it. */
 int peer_recover_unowned_slot(struct pfs_fs *fs, uint32_t s);
+/* At mount, before serving (unless recovery=manual): declare dead the
+ * peers silent at the coordinator and on disk (their processes are gone,
+ * e.g. every node died) and recover every dead node nobody recovers.
+ * Returns the number recovered. */
+int peer_recover_at_mount(struct pfs_fs *fs);
 /* The recovery thread (automatic recovery unless recovery=manual). */
 int peer_start(struct pfs_fs *fs);
 void peer_stop(struct pfs_fs *fs);

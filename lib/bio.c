@@ -397,6 +397,7 @@ static int bio_submit(struct bio_dev *d, enum bio_op op, uint64_t off,
 	io = ++d->io_seq;
 	if (op != BIO_OP_READ)
 		wf = ++d->wf_seq;
+	uint64_t delay_us = op != BIO_OP_READ ? d->fault.delay_us : 0;
 
 	if (d->fault.fail_io &&
 	    (io == d->fault.fail_io || (d->fault.sticky && io > d->fault.fail_io))) {
@@ -433,6 +434,8 @@ static int bio_submit(struct bio_dev *d, enum bio_op op, uint64_t off,
 	}
 	pthread_mutex_unlock(&d->lock);
 
+	if (delay_us)
+		usleep((useconds_t)delay_us);           /* a slow device */
 	err = bio_do_io(d, op, off, len, rbuf, wbuf);
 	if (err)
 		return err;
@@ -579,7 +582,7 @@ static int bio_parse_u64(const char *s, int base, uint64_t *out)
 
 enum bio_fault_key {
 	BIO_KEY_FAIL_IO, BIO_KEY_STICKY, BIO_KEY_CRASH_IO, BIO_KEY_MODE,
-	BIO_KEY_SEED,
+	BIO_KEY_SEED, BIO_KEY_DELAY_US,
 };
 
 /* Parse one key=value item into f; *seen collects the keys met (one bit
@@ -593,6 +596,7 @@ static int bio_parse_item(char *item, struct bio_fault *f, unsigned *seen,
 		[BIO_KEY_CRASH_IO] = "crash_io",
 		[BIO_KEY_MODE] = "mode",
 		[BIO_KEY_SEED] = "seed",
+		[BIO_KEY_DELAY_US] = "delay_us",
 	};
 	char *eq = strchr(item, '=');
 	unsigned k;
@@ -608,7 +612,7 @@ static int bio_parse_item(char *item, struct bio_fault *f, unsigned *seen,
 		if (!strcmp(item, keys[k]))
 			break;
 	if (k == PFS_ARRAY_SIZE(keys)) {
-		*why = "unknown key (known: fail_io, sticky, crash_io, mode, seed)";
+		*why = "unknown key (known: fail_io, sticky, crash_io, mode, seed, delay_us)";
 		return -EINVAL;
 	}
 	if (*seen & (1u << k)) {
@@ -646,6 +650,12 @@ static int bio_parse_item(char *item, struct bio_fault *f, unsigned *seen,
 		}
 		*why = "mode must be random, keep, drop or tear";
 		return -EINVAL;
+	case BIO_KEY_DELAY_US:
+		if (bio_parse_u64(val, 10, &f->delay_us) || f->delay_us > 10000000) {
+			*why = "delay_us must be 0..10000000 microseconds";
+			return -EINVAL;
+		}
+		return 0;
 	default:
 		if (bio_parse_u64(val, 0, &f->seed)) {
 			*why = "seed must be a number";
@@ -797,7 +807,7 @@ int bio_open(const char *path, bool rw, struct bio_dev **out)
 		err = -err;
 		goto out_close_fd;
 	}
-	if (fault.fail_io || fault.crash_io) {
+	if (fault.fail_io || fault.crash_io || fault.delay_us) {
 		err = bio_set_fault(d, &fault);
 		if (err)
 			goto out_destroy_lock;

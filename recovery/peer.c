@@ -529,6 +529,38 @@ int peer_recover_node(struct pfs_fs *fs, uint32_t n, struct peer_stats *st)
 	return peer_recover(fs, n, st);
 }
 
+/* Defined with the recovery thread below. */
+static int peer_find_work(struct pfs_fs *fs, uint32_t *out, int max);
+
+int peer_recover_at_mount(struct pfs_fs *fs)
+{
+	struct coord *c = gl_coord(fs);
+	if (!c || fs->opts.recovery_manual)
+		return 0;
+	uint32_t silent[PFS_MAX_SLOTS], work[PFS_MAX_SLOTS];
+	int n = coord_silent_nodes(c, silent, PFS_MAX_SLOTS);
+	for (int i = 0; i < n; i++) {
+		/* As gl_tick: silent at the coordinator and on disk. */
+		if (vol_slot_heartbeat_live(fs, silent[i]) != 0)
+			continue;
+		if (coord_declare_dead(c, silent[i]) == 0)
+			pfs_warn("node %u is dead: its process is gone and its disk heartbeat stopped; recovering it before serving",
+				 silent[i]);
+	}
+	int recovered = 0;
+	n = peer_find_work(fs, work, (int)PFS_MAX_SLOTS);
+	for (int i = 0; i < n; i++) {
+		struct peer_stats st;
+		int err = peer_recover(fs, work[i], &st);
+		if (err == 0)
+			recovered++;
+		else if (err != -EBUSY)
+			pfs_warn("node %u: not recovered before serving (%s); the recovery thread retries",
+				 work[i], strerror(-err));
+	}
+	return recovered;
+}
+
 /* ---- the recovery thread ---- */
 
 static struct peer_state *peer_of(struct pfs_fs *fs)

@@ -23,6 +23,7 @@
 #   pfs_remount MNT [-o opts]  pfs_umount then pfs_mount (peerfs only)
 #   pfs_try_mount MNT [-o opts] run the daemon expecting it to refuse:
 #                              returns its status, output in $PFS_TRY_OUT
+#   pfs_kill_daemon MNT [PID...] SIGKILL the daemon, wait, detach the mount
 #   pfs_fsck                   fsck.peerfs -n on the image (when built)
 #   pfs_require_peerfs, pfs_require_root, pfs_require_cmd CMD...
 #   pfs_tool NAME              path of a test tool built from tests/tools
@@ -352,6 +353,58 @@ pfs_try_mount() {
 	PFS_TRY_OUT=$(cat "$out")
 	echo "  status $rc, output: $PFS_TRY_OUT"
 	return "$rc"
+}
+
+# pfs_kill_daemon MNT [PID...]: SIGKILL the daemon of MNT (mounted by
+# pfs_mount), wait for it to exit and detach its dead mount.  A daemon
+# thread inside a kernel entry invalidation can wait, uninterruptibly, for
+# a directory lock held by a process whose request the daemon had already
+# taken (that process waits, uninterruptibly too, for an answer the dead
+# daemon will never send); the daemon then cannot finish exiting until
+# its FUSE connection is aborted.  After 5 s the threads' kernel stacks
+# are printed, the connection is aborted (through fusectl, else umount -f)
+# and the given processes (those using MNT) are killed.  Sets
+# PFS_KILL_STUCK=1 then.
+pfs_kill_daemon() {
+	local mnt pid i t st stuck
+	mnt=$(_pfs_abspath "$1")
+	shift
+	pid=${_PFS_PID[$mnt]}
+	PFS_KILL_STUCK=0
+	local conn
+	conn=$(findmnt -rn -o MAJ:MIN --mountpoint "$mnt" | head -n 1)
+	conn=/sys/fs/fuse/connections/${conn#*:}/abort
+	kill -KILL "$pid" 2>/dev/null || true
+	for ((i = 0; ; i++)); do
+		stuck=0
+		for t in /proc/"$pid"/task/*/stat; do
+			st=$(cat "$t" 2>/dev/null) || continue
+			st=${st##*) }
+			[[ ${st:0:1} == Z ]] || stuck=1
+		done
+		((stuck)) || break
+		if ((i == 50)); then
+			PFS_KILL_STUCK=1
+			echo "+ peerfs pid $pid still exiting 5 s after SIGKILL; its threads:"
+			for t in /proc/"$pid"/task/*; do
+				echo "  thread ${t##*/}: $(cut -d' ' -f3 "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)"
+				head -n 4 "$t/stack" 2>/dev/null | sed 's/^/    /'
+			done
+			if [[ -w $conn ]]; then
+				echo "+ aborting its FUSE connection (${conn%/abort})"
+				echo 1 >"$conn"
+			else
+				echo "+ umount -f $mnt (aborts its FUSE connection; fusectl is not mounted)"
+				umount -f "$mnt" 2>&1 || true
+			fi
+			(($#)) && { echo "+ killing the processes using $mnt: $*"; kill -KILL "$@" 2>/dev/null || true; }
+		fi
+		((i < 600)) || fail "peerfs pid $pid did not exit within 60 s of SIGKILL"
+		sleep 0.1
+	done
+	wait "$pid" 2>/dev/null || true
+	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+	unset "_PFS_PID[$mnt]" "_PFS_KIND[$mnt]"
 }
 
 # pfs_fsck: a read-only check of the (unmounted) image.

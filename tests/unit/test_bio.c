@@ -564,6 +564,10 @@ static void test_parse(void **state)
 	assert_int_equal(f.mode, BIO_CRASH_DROP);
 	assert_int_equal(f.fail_io, 2);
 	assert_int_equal(bio_parse_fault("crash_io=3,mode=random", &f), 0);
+	assert_int_equal(bio_parse_fault("delay_us=2500", &f), 0);
+	assert_int_equal(f.delay_us, 2500);
+	assert_int_equal(f.fail_io, 0);
+	assert_int_equal(f.crash_io, 0);
 	assert_int_equal(f.mode, BIO_CRASH_RANDOM);
 
 	static const char *const bad[] = {
@@ -572,7 +576,7 @@ static void test_parse(void **state)
 		"crash_io=3,mode=bogus", "mode=keep", "seed=3",
 		"crash_io=1,,mode=keep", ",fail_io=1", "fail_io=1,",
 		"fail_io=1,fail_io=2", "crash_io=99999999999999999999999",
-		"fail_io= 1", "Fail_io=1",
+		"fail_io= 1", "Fail_io=1", "delay_us=-5", "delay_us=99999999",
 	};
 	for (size_t i = 0; i < PFS_ARRAY_SIZE(bad); i++) {
 		f.fail_io = 77;
