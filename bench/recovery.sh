@@ -8,7 +8,8 @@
 # slot, image on DIR, a tmpfs by default); node 0 (automatic recovery,
 # default heartbeat_ms/dead_ms) runs bench/probe in its own directory
 # (stat, create, 4 KiB write, close, stat, unlink, every 5 ms); node 1
-# writes and fsyncs an S MiB file, overwrites it in one transaction
+# writes and fsyncs an S MiB file, overwrites it in one transaction in
+# 32 KiB writes (larger ones move to new blocks and log no data)
 # (commit_ms=600000) and is killed with SIGKILL by tests/tools/killat
 # once its commit wrote 1.5 S MiB: its before-images are logged and half
 # of the in-place writes done, so its journal holds S MiB of undo in
@@ -95,7 +96,7 @@ run_size() {
 	"$BIN/bench/probe" "$DIR/n0/probe" "$DIR/stop" "$DIR/probe.out" &
 	PROBE=$!
 	sleep 1
-	dd if=/dev/zero of="$DIR/n1/victim/f" bs=1M count="$S" conv=notrunc status=none
+	dd if=/dev/zero of="$DIR/n1/victim/f" bs=32K count="$((S * 32))" conv=notrunc status=none
 	lines=$(wc -l <"$log0")
 	"$KILLAT" -t 600 "${PID[1]}" $((S * 3 << 19)) >"$DIR/killat.out" &
 	local killer=$! out

@@ -2,7 +2,7 @@
 # cluster-double: the counterpart dies in the middle of a recovery.
 #   1. node 0 (recovery=manual) watches; node 2 recovers automatically.
 #      Node 1 fsyncs files and a 32 MiB file, overwrites it with zeros in
-#      one transaction and is killed (SIGKILL, tests/tools/killat) half-way
+#      32 KiB writes (logged before-images) in one transaction and is killed (SIGKILL, tests/tools/killat) half-way
 #      through the commit's in-place writes: 32 MiB of undo in flight.
 #   2. node 2 declares node 1 dead, registers as its counterpart, takes its
 #      slot and is itself killed after writing 12 MiB of node 1's
@@ -50,7 +50,7 @@ sync "$M1/d1"
 head -c 32M /dev/urandom >big.orig
 cp big.orig "$M1/d1/big"
 sync "$M1/d1/big"
-dd if=/dev/zero of="$M1/d1/big" bs=1M count=32 conv=notrunc status=none
+dd if=/dev/zero of="$M1/d1/big" bs=32K count=1024 conv=notrunc status=none
 echo "never committed" >"$M1/d1/uncommitted"
 pid1=${_PFS_PID[$M1]} pid2=${_PFS_PID[$M2]}
 log2=${_PFS_LOG[$M2]}

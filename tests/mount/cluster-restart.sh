@@ -2,8 +2,8 @@
 # cluster-restart: a dead node that mounts its slot again while it is
 # still dead waits for its recovery, or is refused by option.
 #   1. node 0 runs with recovery=manual.  Node 1 fsyncs a small file and
-#      a 24 MiB file, then overwrites the big one with zeros in one
-#      transaction and is killed (SIGKILL, tests/tools/killat) half-way
+#      a 24 MiB file, then overwrites the big one with zeros (32 KiB writes,
+#      which log their before-images) in one transaction and is killed (SIGKILL, tests/tools/killat) half-way
 #      through the commit's in-place writes: 24 MiB of undo in flight.
 #      Node 0 declares it dead; nobody recovers it yet.
 #   2. node 1 mounts with restart_wait=0: refused with a message naming
@@ -65,7 +65,7 @@ sync "$M1/d1/small"
 head -c 24M /dev/urandom >big.orig
 cp big.orig "$M1/d1/big"
 sync "$M1/d1/big"
-dd if=/dev/zero of="$M1/d1/big" bs=1M count=24 conv=notrunc status=none
+dd if=/dev/zero of="$M1/d1/big" bs=32K count=768 conv=notrunc status=none
 pid1=${_PFS_PID[$M1]}
 # The commit logs 24 MiB of before-images, then writes 24 MiB in place.
 sync "$M1/d1/big" 2>/dev/null &
