@@ -132,6 +132,7 @@ struct peer_job {
 	bool started;                   /* its scan runs on `thread` */
 	pthread_t thread;
 	bool lost;                      /* registration taken over (P4) */
+	uint64_t undo;                  /* undo blocks of its dead transactions */
 	int err;
 };
 
@@ -250,9 +251,12 @@ static int job_scanned(struct pfs_fs *fs, struct peer_job *j)
 	uint64_t undo = 0;
 	for (size_t i = 0; i < j->scan.ndead; i++)
 		undo += j->scan.dead[i].nimages;
-	pfs_info("recovery of node %u: journal scan: %llu records, %zu dead transaction%s with %llu undo blocks (%.1f ms)",
-		 dead, (unsigned long long)j->scan.records, j->scan.ndead,
-		 j->scan.ndead == 1 ? "" : "s", (unsigned long long)undo,
+	j->undo = undo;
+	/* The same words as a recovery at mount (bo_recover_slot). */
+	pfs_info("recovery of node %u: journal of slot %u: scan: %llu records, %llu transactions "
+		 "committed, %zu in flight with %llu undo blocks (%.1f ms)",
+		 dead, dead, (unsigned long long)j->scan.records,
+		 (unsigned long long)j->scan.committed, j->scan.ndead, (unsigned long long)undo,
 		 (double)j->scan.scan_ns / 1e6);
 	return 0;
 }
@@ -313,6 +317,9 @@ static void run_slot_done(void *arg, struct bo_run *r, size_t idx, int err)
 		job_fail(pr->fs, j, err);
 		return;
 	}
+	pfs_info("recovery of node %u: journal of slot %u: backout: %zu transactions, "
+		 "%llu blocks restored, log closed (%.1f ms)", j->dead, j->dead, j->scan.ndead,
+		 (unsigned long long)j->undo, ms_since(j->t_backout));
 	job_release(pr->fs, j, pr->lease);
 }
 
