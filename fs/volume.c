@@ -32,7 +32,9 @@
  *
  * The fence.  fs->fenced is a sticky error: once an I/O error hits a
  * write-back, a flush or a heartbeat, the node stops writing and fails
- * every request until it is remounted (see pfs_fs.h).
+ * every request until it is remounted (see pfs_fs.h).  It also stops
+ * beating (hb_thread), so its peers declare it dead and recover it: what
+ * it left in flight is backed out and its locks are released.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +80,7 @@ void fs_fence(struct pfs_fs *fs, int err, const char *why)
 	if (fs->fenced)
 		return;
 	fs->fenced = -EIO;
+	bio_fence(fs->dev);
 	pfs_err("node fenced: %s (%s); requests fail with EIO until remount",
 		why, strerror(err < 0 ? -err : err));
 }
@@ -482,19 +485,36 @@ static void *hb_thread(void *arg)
 	snprintf(ctx, sizeof(ctx), "node=%u slot=%u: hb:", fs->slot, fs->slot);
 	pfs_log_set_context(ctx);
 	pthread_mutex_lock(&hb->lock);
+	bool silent = false;
 	while (!hb->stop && blk) {
 		pthread_mutex_unlock(&hb->lock);
-		int err = hb_write(fs, hb, blk);
-		if (err) {
-			pthread_mutex_lock(&fs->lock);
-			fs_fence(fs, err, "heartbeat write failed");
-			pthread_mutex_unlock(&fs->lock);
+		/* A fenced node stops beating, on disk and at the coordinator:
+		 * its peers then find it dead, back out what it left in flight
+		 * and release its locks (it never writes again).  A beating
+		 * fenced node would hold its locks for ever.  (A hint read:
+		 * fs->fenced only ever goes from 0 to an error.) */
+		if (__atomic_load_n(&fs->fenced, __ATOMIC_RELAXED)) {
+			if (!silent) {
+				/* Its device refuses writes (bio_fence), so the
+				 * slot may go to a local peer's recovery (V1). */
+				pfs_warn("fenced: heartbeats stop and the slot is let go, so that the peers recover this node");
+				if (!fs->opts.ro)
+					vol_slot_unlock(fs, fs->slot);
+			}
+			silent = true;
+		} else {
+			int err = hb_write(fs, hb, blk);
+			if (err) {
+				pthread_mutex_lock(&fs->lock);
+				fs_fence(fs, err, "heartbeat write failed");
+				pthread_mutex_unlock(&fs->lock);
+			}
+			if (gl_tick(fs, err == 0) > 0)
+				peer_kick(fs);
+			/* Unlinked files peers had open (inode.c I5); a hint read. */
+			if (__atomic_load_n(&fs->nowait, __ATOMIC_RELAXED))
+				orphan_retry_remote(fs);
 		}
-		if (gl_tick(fs, err == 0) > 0)
-			peer_kick(fs);
-		/* Unlinked files peers had open (inode.c I5); a hint read. */
-		if (__atomic_load_n(&fs->nowait, __ATOMIC_RELAXED))
-			orphan_retry_remote(fs);
 		pthread_mutex_lock(&hb->lock);
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);

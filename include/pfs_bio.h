@@ -76,6 +76,9 @@ void bio_get_stats(struct bio_dev *d, struct bio_stats *st);
 int bio_set_fault(struct bio_dev *d, const struct bio_fault *f);
 /* Parse a PEERFS_FAULT-style string; -EINVAL on a bad one. */
 int bio_parse_fault(const char *s, struct bio_fault *f);
+/* Refuse every later write and flush with -EIO (reads still work): the
+ * sticky fence of a node, enforced where the writes go out. */
+void bio_fence(struct bio_dev *d);
 /* True once a simulated crash happened (the device is dead). */
 bool bio_crashed(struct bio_dev *d);
 /* Numbers of the I/Os, and of the writes and flushes, issued since open

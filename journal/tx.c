@@ -525,10 +525,14 @@ static void *tx_thread(void *arg)
 		struct timespec ts;
 		uint64_t now = pfs_now_mono_ns();
 		uint64_t due = tx->first_dirty_ns ? tx->first_dirty_ns + period : now + period;
-		if (tx->first_dirty_ns && now >= due && tx->ops_in_flight == 0) {
+		/* A fenced node commits nothing more (T3): its dirty set stays
+		 * until the unmount discards it, and this thread only waits. */
+		if (tx->first_dirty_ns && now >= due && tx->ops_in_flight == 0 && !fs->fenced) {
 			tx_commit(fs);
 			continue;
 		}
+		if (fs->fenced)
+			due = now + period;
 		if (due <= now)
 			due = now + 1000000;     /* a request is in flight */
 		ts.tv_sec = (time_t)(due / 1000000000ull);

@@ -92,6 +92,7 @@ struct bio_dev {
 	struct bio_fault fault;         /* protected by lock */
 	uint64_t rng;                   /* protected by lock */
 	bool dead;                      /* protected by lock */
+	bool fenced;                    /* protected by lock: writes refused */
 	struct bio_unsynced *us_head;   /* protected by lock */
 	struct bio_unsynced *us_tail;   /* protected by lock */
 	uint64_t us_count;              /* protected by lock */
@@ -390,7 +391,7 @@ static int bio_submit(struct bio_dev *d, enum bio_op op, uint64_t off,
 	int err;
 
 	pthread_mutex_lock(&d->lock);
-	if (d->dead) {
+	if (d->dead || (d->fenced && op != BIO_OP_READ)) {
 		pthread_mutex_unlock(&d->lock);
 		return -EIO;
 	}
@@ -881,5 +882,12 @@ void bio_get_stats(struct bio_dev *d, struct bio_stats *st)
 {
 	pthread_mutex_lock(&d->lock);
 	*st = d->stats;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void bio_fence(struct bio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->fenced = true;
 	pthread_mutex_unlock(&d->lock);
 }
