@@ -313,20 +313,20 @@ fi
 
 # Workload, data mode, points per workload in the short run.
 sets=(
-	"create undo 30"
-	"rename-over undo 30"
-	"overwrite undo 30"
-	"relocate undo 20"
-	"truncate undo 25"
-	"unlink undo 20"
-	"hardlinks undo 20"
-	"mkdir-tree undo 20"
-	"xattrs undo 20"
-	"mixed undo 30"
-	"create ordered 15"
-	"overwrite ordered 20"
-	"rename-over ordered 15"
-	"truncate ordered 15"
+	"create undo 20"
+	"rename-over undo 20"
+	"overwrite undo 20"
+	"relocate undo 14"
+	"truncate undo 18"
+	"unlink undo 14"
+	"hardlinks undo 14"
+	"mkdir-tree undo 14"
+	"xattrs undo 14"
+	"mixed undo 22"
+	"create ordered 10"
+	"overwrite ordered 14"
+	"rename-over ordered 10"
+	"truncate ordered 10"
 )
 # PFS_CRASH_SETS="create undo 10,overwrite ordered 5" replaces the list.
 if [[ -n ${PFS_CRASH_SETS:-} ]]; then
