@@ -392,30 +392,41 @@ int jnl_backout(struct bio_dev *dev, const struct pfs_super *sb,
 	return err;
 }
 
-int jnl_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
-		     const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
-		     bool write, uint64_t *log_gen)
+int jnl_scan_report(struct bio_dev *dev, const struct pfs_super *sb,
+		    const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
+		    struct jnl_scan *s, uint64_t *undo, uint64_t *log_gen)
 {
-	struct jnl_scan s;
-	int err = jnl_scan(dev, sb, key, slot, slot_gen, &s);
+	int err = jnl_scan(dev, sb, key, slot, slot_gen, s);
 	if (err) {
 		pfs_err("slot=%u: journal scan failed: %s", slot, strerror(-err));
 		return err;
 	}
 	if (log_gen)
-		*log_gen = s.generation;
-	if (s.empty || s.clean) {
+		*log_gen = s->generation;
+	if (s->empty || s->clean) {
 		pfs_debug("journal of slot %u: clean", slot);
-		jnl_scan_free(&s);
+		jnl_scan_free(s);
 		return 0;
 	}
-	uint64_t undo = 0;
-	for (size_t i = 0; i < s.ndead; i++)
-		undo += s.dead[i].nimages;
+	*undo = 0;
+	for (size_t i = 0; i < s->ndead; i++)
+		*undo += s->dead[i].nimages;
 	pfs_info("journal of slot %u: scan: %llu records, %llu transactions committed, "
 		 "%zu in flight with %llu undo blocks (%.1f ms)", slot,
-		 (unsigned long long)s.records, (unsigned long long)s.committed, s.ndead,
-		 (unsigned long long)undo, (double)s.scan_ns / 1e6);
+		 (unsigned long long)s->records, (unsigned long long)s->committed, s->ndead,
+		 (unsigned long long)*undo, (double)s->scan_ns / 1e6);
+	return 1;
+}
+
+int jnl_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
+		     const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
+		     bool write, uint64_t *log_gen)
+{
+	struct jnl_scan s;
+	uint64_t undo;
+	int err = jnl_scan_report(dev, sb, key, slot, slot_gen, &s, &undo, log_gen);
+	if (err <= 0)
+		return err;
 	if (!write) {
 		size_t ndead = s.ndead;
 		jnl_scan_free(&s);

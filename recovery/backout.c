@@ -818,25 +818,10 @@ int bo_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
 		    unsigned max_parallelism, uint64_t *log_gen)
 {
 	struct jnl_scan s;
-	int err = jnl_scan(dev, sb, key, slot, slot_gen, &s);
-	if (err) {
-		pfs_err("slot=%u: journal scan failed: %s", slot, strerror(-err));
+	uint64_t undo;
+	int err = jnl_scan_report(dev, sb, key, slot, slot_gen, &s, &undo, log_gen);
+	if (err <= 0)
 		return err;
-	}
-	if (log_gen)
-		*log_gen = s.generation;
-	if (s.empty || s.clean) {
-		pfs_debug("journal of slot %u: clean", slot);
-		jnl_scan_free(&s);
-		return 0;
-	}
-	uint64_t undo = 0;
-	for (size_t i = 0; i < s.ndead; i++)
-		undo += s.dead[i].nimages;
-	pfs_info("journal of slot %u: scan: %llu records, %llu transactions committed, "
-		 "%zu in flight with %llu undo blocks (%.1f ms)", slot,
-		 (unsigned long long)s.records, (unsigned long long)s.committed, s.ndead,
-		 (unsigned long long)undo, (double)s.scan_ns / 1e6);
 	struct bo_params p = { .max_parallelism = max_parallelism };
 	struct bo_stats st;
 	err = bo_run(dev, sb, key, &s, 1, &p, &st);

@@ -32,13 +32,6 @@ pfs_mount m0 -o "node=0,recovery=manual,$HB"
 pfs_mount m1 -o "node=1,commit_ms=600000,$HB"
 pfs_mount m2 -o "node=2,$HB"
 
-kill_node() {
-	local mnt=$1 pid=${_PFS_PID[$1]}
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt"
-	unset "_PFS_PID[$mnt]" "_PFS_KIND[$mnt]"
-}
 slot_state() {
 	"$ctl" status "$PFS_IMAGE" | awk -v n="$1" '$1 == n && NF > 6 { print $2; exit }'
 }
@@ -62,12 +55,12 @@ sync "$M1/d1/big" 2>/dev/null &
 syncer=$!
 "$killat" -t 60 "$pid1" $((48 << 20)) || fail "node 1 did not reach the middle of its commit"
 wait "$syncer" 2>/dev/null || true
-kill_node "$M1"
+pfs_kill_daemon "$M1"
 
 step "node 2 recovers node 1 and is killed mid-backout"
 wait "$killer2" || { cat killat2.out; tail -n 20 "$log2"; fail "node 2 did not write node 1's before-images"; }
 cat killat2.out
-kill_node "$M2"
+pfs_kill_daemon "$M2"
 grep 'recovery of node 1\|journal of slot 1' "$log2"
 grep -q 'recovery of node 1: took over slot 1' "$log2" || fail "node 2 did not take node 1's slot"
 grep -Eq 'journal of slot 1: scan: .* 1 in flight with [0-9]{4,} undo blocks' "$log2" ||

@@ -25,14 +25,6 @@ M0=$PFS_TEST_DIR/m0 M1=$PFS_TEST_DIR/m1 M2=$PFS_TEST_DIR/m2
 pfs_mount m0 -o node=0,recovery=manual
 pfs_mount m1 -o node=1,commit_ms=600000
 
-# kill_node MNT: SIGKILL its daemon, detach the dead mount.
-kill_node() {
-	local mnt=$1 pid=${_PFS_PID[$1]}
-	kill -KILL "$pid"
-	wait "$pid" 2>/dev/null || true
-	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt"
-	unset "_PFS_PID[$mnt]" "_PFS_KIND[$mnt]"
-}
 
 node_state() {
 	"$ctl" status "$PFS_IMAGE" | awk -v n="$1" 'f && $1 == n { print $2 } /^node +state/ { f = 1 }'
@@ -43,7 +35,7 @@ mkdir "$M0/d0" "$M0/d1"
 echo "fsync'd by node 1" >"$M1/d1/file"
 sync "$M1/d1/file"
 echo "never committed" >"$M1/d1/uncommitted"
-kill_node "$M1"
+pfs_kill_daemon "$M1"
 for ((i = 0; i < 100; i++)); do
 	[[ $(node_state 1) == dead ]] && break
 	sleep 0.1
@@ -85,7 +77,7 @@ mkdir "$M1/d2"
 ) 2>/dev/null &
 writer=$!
 sleep 1.5
-kill_node "$M1"
+pfs_kill_daemon "$M1"
 kill "$writer" 2>/dev/null || true
 wait "$writer" 2>/dev/null || true
 log2=${_PFS_LOG[$M2]}

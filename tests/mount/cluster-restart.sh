@@ -35,13 +35,6 @@ M0=$PFS_TEST_DIR/m0 M1=$PFS_TEST_DIR/m1 M2=$PFS_TEST_DIR/m2
 pfs_mount m0 -o "node=0,recovery=manual,$HB"
 pfs_mount m1 -o "node=1,commit_ms=600000,$HB"
 
-kill_node() {
-	local mnt=$1 pid=${_PFS_PID[$1]}
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt"
-	unset "_PFS_PID[$mnt]" "_PFS_KIND[$mnt]"
-}
 
 node_state() {
 	"$ctl" status "$PFS_IMAGE" | awk -v n="$1" 'f && $1 == n { print $2 } /^node +state/ { f = 1 }'
@@ -72,7 +65,7 @@ sync "$M1/d1/big" 2>/dev/null &
 syncer=$!
 "$killat" -t 60 "$pid1" $((36 << 20)) || fail "node 1 did not reach the middle of its commit"
 wait "$syncer" 2>/dev/null || true
-kill_node "$M1"
+pfs_kill_daemon "$M1"
 wait_dead 1
 [[ $(node_state 1) == dead ]] || fail "node 1 not dead"
 before=$(slot_line 1)
@@ -139,7 +132,7 @@ for round in 1 2; do
 	writer=$!
 	sleep 1
 	done0=$(grep -c 'recovery of node 1: done' "${_PFS_LOG[$M2]}" || true)
-	kill_node "$M1"
+	pfs_kill_daemon "$M1"
 	kill "$writer" 2>/dev/null || true
 	wait "$writer" 2>/dev/null || true
 	# round 1: at once (a takeover of its own silent record, or a wait

@@ -38,13 +38,6 @@ wait_freed() {
 	fail "the unlinked file's blocks were not freed (free $(free_blocks "$1"), before $2)"
 }
 
-kill_node() {
-	local mnt=$1 pid=${_PFS_PID[$1]}
-	kill -KILL "$pid"
-	wait "$pid" 2>/dev/null || true
-	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt"
-	unset "_PFS_PID[$mnt]" "_PFS_KIND[$mnt]"
-}
 
 head -c 8M /dev/urandom >"$PFS_TEST_DIR/data"
 mkdir "$M0/d"
@@ -88,7 +81,7 @@ sync "$M0/d/h"
 free0=$(free_blocks "$M1")
 exec 7<"$M0/d/h"
 rm "$M1/d/h"
-kill_node "$M0"
+pfs_kill_daemon "$M0"
 exec 7<&-
 wait_freed "$M1" "$free0"
 echo "freed after node 0 was recovered"
