@@ -56,14 +56,6 @@ pfs_mount m0 -o node=0,recovery_parallelism=4,dead_ms=1000,heartbeat_ms=100
 unset PEERFS_BACKOUT_MIN_BLOCKS
 log0=${_PFS_LOG[$M0]}
 
-kill_node() {
-	local mnt=$1 pid=${_PFS_PID[$1]}
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt"
-	unset "_PFS_PID[$mnt]" "_PFS_KIND[$mnt]"
-}
-
 # writer MNT DIR: overwrite DIR/f0..f2 in turn with the next pattern,
 # fsync, then append "FILE PATTERN" to DIR.synced (outside the volume).
 writer() {
@@ -112,8 +104,8 @@ for round in 1 2 3 4; do
 	lines=$(wc -l <"$log0")
 	p1=${_PFS_PID[$M1]} p2=${_PFS_PID[$M2]}
 	kill -KILL "$p1" "$p2"
-	kill_node "$M1"
-	kill_node "$M2"
+	pfs_kill_daemon "$M1"
+	pfs_kill_daemon "$M2"
 	kill "$w1" "$w2" 2>/dev/null || true
 	wait "$w1" "$w2" 2>/dev/null || true
 	for ((i = 0; i < 300; i++)); do
