@@ -188,8 +188,17 @@ static int job_take(struct pfs_fs *fs, struct peer_job *j, int lease)
 	t = pfs_now_mono_ns();
 	err = vol_slot_lock(fs, dead);
 	if (err) {
-		pfs_err("recovery of node %u: its slot record is locked by a process of this host; giving up",
-			dead);
+		/* Retried every half heartbeat: said once every 10 s.  (The
+		 * holder is usually a killed daemon that has not finished
+		 * exiting.) */
+		static uint64_t said_ns[PFS_MAX_SLOTS];         /* atomic: a log hint */
+		uint64_t now = pfs_now_mono_ns();
+		uint64_t said = __atomic_load_n(&said_ns[dead], __ATOMIC_RELAXED);
+		if (!said || now - said >= 10000000000ull) {
+			__atomic_store_n(&said_ns[dead], now, __ATOMIC_RELAXED);
+			pfs_err("recovery of node %u: its slot record is locked by a process of this host; "
+				"retrying", dead);
+		}
 		coord_unregister(c, dead);
 		return err;
 	}
