@@ -6,7 +6,8 @@
 #   2. node 0 runs with recovery_parallelism=4.  Nodes 1 and 2 (commit
 #      only at fsync, data=undo) overwrite 8 MiB files in place in 32 KiB
 #      writes (larger ones would move to new blocks, fs/file.c F6) over and
-#      over, fsync after each, and are killed together with SIGKILL.  Node
+#      over, fsync after each, and are killed with SIGKILL inside their
+#      next commits (tests/tools/killat).  Node
 #      0 recovers both, logging its worker decision with its inputs; every
 #      file holds the content of its last fsync or of the overwrite in
 #      progress (never a mix: a dead transaction is backed out whole).
@@ -23,6 +24,7 @@ pfs_require_peerfs
 pfs_require_root
 pfs_require_cmd fusermount3 md5sum
 ctl=$(pfs_bin peerfsctl)
+killat=$(pfs_tool killat)
 pfs_setup -s 1G -n 3 -J 64M
 
 M0=$PFS_TEST_DIR/m0 M1=$PFS_TEST_DIR/m1 M2=$PFS_TEST_DIR/m2
@@ -100,10 +102,18 @@ for round in 1 2 3 4; do
 	w1=$!
 	writer "$M2" b$round 2>/dev/null &
 	w2=$!
-	sleep 2
+	sleep 1
 	lines=$(wc -l <"$log0")
 	p1=${_PFS_PID[$M1]} p2=${_PFS_PID[$M2]}
-	kill -KILL "$p1" "$p2"
+	# Each node is killed once it has written 12 MiB more: inside the
+	# first commit that follows (8 MiB of before-images logged, then the
+	# in-place writes), which the writer's next fsync starts.
+	"$killat" -t 30 "$p1" $((12 << 20)) >/dev/null &
+	k1=$!
+	"$killat" -t 30 "$p2" $((12 << 20)) >/dev/null &
+	k2=$!
+	wait "$k1" "$k2" || true
+	kill -KILL "$p1" "$p2" 2>/dev/null || true
 	pfs_kill_daemon "$M1"
 	pfs_kill_daemon "$M2"
 	kill "$w1" "$w2" 2>/dev/null || true
