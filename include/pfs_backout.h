@@ -101,8 +101,9 @@ size_t bo_progress(struct bo_run *r, size_t idx, struct bo_tx_progress *out, siz
 size_t bo_progress_count(struct bo_run *r, size_t idx);
 unsigned bo_workers(struct bo_run *r);
 
-/* jnl_recover_slot with the engine: scan, back out with up to
- * max_parallelism workers, log each phase. */
+/* Recover one slot: jnl_scan_report, back out with up to
+ * max_parallelism workers (1: serial), log each phase.  *log_gen as for
+ * jnl_scan_report. */
 int bo_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
 		    const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
 		    unsigned max_parallelism, uint64_t *log_gen);

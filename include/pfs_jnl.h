@@ -91,15 +91,11 @@ int jnl_close_backout(struct bio_dev *dev, const struct pfs_super *sb,
 /* jnl_scan, then log what it found in the words every recovery uses:
  * 1 with dead transactions in *s (free it) and their undo blocks in
  * *undo, 0 when the log is clean (nothing to free), or an error.
- * *log_gen as below. */
+ * *log_gen (if not NULL) gets the generation the log was written under:
+ * a new owner of the slot must take a higher one.  Recovery of a slot:
+ * bo_recover_slot (recovery/backout.c). */
 int jnl_scan_report(struct bio_dev *dev, const struct pfs_super *sb,
 		    const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
 		    struct jnl_scan *s, uint64_t *undo, uint64_t *log_gen);
-/* Scan + back out + log what was done, with the time of each phase.
- * *log_gen (if not NULL) gets the generation the log was written under:
- * a new owner of the slot must take a higher one. */
-int jnl_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
-		     const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
-		     bool write, uint64_t *log_gen);
 
 #endif /* PFS_JNL_H */

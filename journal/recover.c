@@ -417,29 +417,3 @@ int jnl_scan_report(struct bio_dev *dev, const struct pfs_super *sb,
 		 (unsigned long long)*undo, (double)s->scan_ns / 1e6);
 	return 1;
 }
-
-int jnl_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
-		     const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,
-		     bool write, uint64_t *log_gen)
-{
-	struct jnl_scan s;
-	uint64_t undo;
-	int err = jnl_scan_report(dev, sb, key, slot, slot_gen, &s, &undo, log_gen);
-	if (err <= 0)
-		return err;
-	if (!write) {
-		size_t ndead = s.ndead;
-		jnl_scan_free(&s);
-		return ndead ? 1 : 0;
-	}
-	uint64_t ns = 0;
-	err = jnl_backout(dev, sb, key, &s, &ns);
-	if (err)
-		pfs_err("slot=%u: backout failed: %s", slot, strerror(-err));
-	else
-		pfs_info("journal of slot %u: backout: %zu transactions, %llu blocks restored, "
-			 "log closed (%.1f ms)", slot, s.ndead, (unsigned long long)undo,
-			 (double)ns / 1e6);
-	jnl_scan_free(&s);
-	return err;
-}

@@ -811,7 +811,7 @@ out_free:
 	return err;
 }
 
-/* ---- one slot, as jnl_recover_slot ---- */
+/* ---- one slot ---- */
 
 int bo_recover_slot(struct bio_dev *dev, const struct pfs_super *sb,
 		    const uint8_t key[PFS_KEY_BYTES], uint32_t slot, uint64_t slot_gen,

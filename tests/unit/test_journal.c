@@ -25,6 +25,7 @@
 
 #include "pfs_bio.h"
 #include "pfs_format.h"
+#include "pfs_backout.h"
 #include "pfs_jnl.h"
 #include "pfs_key.h"
 #include "pfs_mkfs.h"
@@ -505,7 +506,7 @@ static void test_flipped_middle_record(void **state)
 		uint64_t before = image_hash(t);
 		assert_int_equal(scan0(t, GEN, &s), -EBADMSG);
 		assert_int_equal(s.ndead, 0);
-		assert_int_equal(jnl_recover_slot(t->dev, &t->sb, t->key, 0, GEN, true, NULL), -EBADMSG);
+		assert_int_equal(bo_recover_slot(t->dev, &t->sb, t->key, 0, GEN, 1, NULL), -EBADMSG);
 		assert_true(image_hash(t) == before);
 		for (size_t i = 0; i < 74; i++)
 			assert_true(disk_is(t, blk[i], 9));
@@ -542,7 +543,7 @@ static void test_header_generation(void **state)
 	/* ... and an older one (a replay) is refused. */
 	uint64_t before = image_hash(t);
 	assert_int_equal(scan0(t, GEN + 1, &s), -EBADMSG);
-	assert_int_equal(jnl_recover_slot(t->dev, &t->sb, t->key, 0, GEN + 1, true, NULL), -EBADMSG);
+	assert_int_equal(bo_recover_slot(t->dev, &t->sb, t->key, 0, GEN + 1, 1, NULL), -EBADMSG);
 	assert_true(image_hash(t) == before);
 	/* Another slot's journal is not this one's. */
 	assert_int_equal(jnl_scan(t->dev, &t->sb, t->key, 1, GEN, &s), 0);
@@ -641,7 +642,7 @@ static void test_backout_oldest_image_wins(void **state)
 	jlog_fini(&l);
 	/* A clean log: recovery writes nothing. */
 	uint64_t before = image_hash(t);
-	assert_int_equal(jnl_recover_slot(t->dev, &t->sb, t->key, 0, GEN, true, NULL), 0);
+	assert_int_equal(bo_recover_slot(t->dev, &t->sb, t->key, 0, GEN, 1, NULL), 0);
 	assert_true(image_hash(t) == before);
 }
 
@@ -683,7 +684,7 @@ static void test_backout_idempotent(void **state)
 	raw_write(t, t->jstart, t->jblocks, saved);
 	disk_put(t, x, 9);
 	disk_put(t, z, 9);
-	assert_int_equal(jnl_recover_slot(t->dev, &t->sb, t->key, 0, GEN, true, NULL), 0);
+	assert_int_equal(bo_recover_slot(t->dev, &t->sb, t->key, 0, GEN, 1, NULL), 0);
 	assert_true(disk_is(t, x, 1) && disk_is(t, y, 1) && disk_is(t, z, 2));
 	assert_int_equal(scan0(t, GEN, &s), 0);
 	assert_true(s.clean);
