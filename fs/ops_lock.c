@@ -65,8 +65,11 @@ static bool lk_cancelled(void *arg)
 	       (w->se && fuse_session_exited(w->se));
 }
 
-/* The coordinator, or NULL with an error: EIO when fenced, ENOSYS
- * without a cluster (the kernel then keeps the locks itself). */
+/* The coordinator, or NULL with an error: EIO when fenced.  Without a
+ * coordinator (coord=none) ll_init leaves the lock capabilities off and
+ * the kernel sends no lock requests; should one come anyway, -ENOSYS is
+ * FUSE's answer for "not implemented here", after which the kernel keeps
+ * the locks itself. */
 static struct coord *lk_coord(struct pfs_fs *fs, int *err)
 {
 	pthread_mutex_lock(&fs->lock);
