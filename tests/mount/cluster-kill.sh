@@ -4,7 +4,8 @@
 #      (one fsync'd file, one file never committed) and is killed.  Once
 #      node 0 has declared it dead, a read of d1/file on node 0 waits (its
 #      lock is retained) while node 0 keeps creating, writing and reading
-#      in its own directory d0.  `peerfsctl recover --node 1` then backs
+#      in its own directory d0.  `peerfsctl recover` with a wrong key is
+#      refused and changes nothing.  `peerfsctl recover --node 1` then backs
 #      node 1 out and releases its locks: the waiting read completes with
 #      the fsync'd bytes, the uncommitted file does not exist.
 #   2. node 1 mounts its slot again.  Node 2 joins with automatic
@@ -54,6 +55,23 @@ for ((i = 0; i < 50; i++)); do
 	expect_eq "$(cat "$M0/d0/f$i")" "node 0 file $i" "d0/f$i while node 1 is dead"
 done
 _pfs_alive "$reader" || fail "the read of d1/file did not wait for node 1's retained lock"
+
+step "peerfsctl recover with a wrong key: refused, nothing changed"
+awk '$1 == "key" { k = $2; c = substr(k, 1, 1); $2 = (c == "0" ? "1" : "0") substr(k, 2) } { print }' \
+	"$PFS_KEY" >wrong.key
+chmod 0600 wrong.key
+# slot, state and generation of every slot
+slot_table() { "$ctl" status "$PFS_IMAGE" | awk '/^slot/ { f = 1; next } f && NF > 6 { print $1, $2, $3 } f && NF == 0 { exit }'; }
+slots_before=$(slot_table)
+rc=0
+"$ctl" recover "$PFS_IMAGE" --node 1 -k wrong.key >wrong.out 2>&1 || rc=$?
+cat wrong.out
+((rc != 0)) || fail "peerfsctl recover with a wrong key succeeded"
+grep -qi 'key' wrong.out || fail "the refusal does not name the key: $(cat wrong.out)"
+expect_eq "$(node_state 1)" dead "node 1 after the refused recovery"
+"$ctl" status "$PFS_IMAGE" | grep -q 'counterpart' && fail "a registration was made with a wrong key"
+expect_eq "$(slot_table)" "$slots_before" "the slot table after the refused recovery"
+_pfs_alive "$reader" || fail "the refused recovery released node 1's locks"
 
 step "peerfsctl recover --node 1"
 "$ctl" recover "$PFS_IMAGE" --node 1 -k "$PFS_KEY" || fail "peerfsctl recover failed"
