@@ -877,8 +877,3 @@ int gl_open_excl(struct pfs_fs *fs, uint64_t ino)
 	}
 	return err;
 }
-
-void gl_open_unexcl(struct pfs_fs *fs, uint64_t ino)
-{
-	gl_open_drop(fs, ino);
-}

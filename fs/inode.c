@@ -661,7 +661,7 @@ int inode_evict_if_dead(struct pfs_fs *fs, struct inode *ip)
 	if (err)
 		return err;
 	err = inode_wipe(fs, ip);
-	gl_open_unexcl(fs, ip->ino);
+	gl_open_drop(fs, ip->ino);                      /* the EX goes */
 	if (!err)
 		orphan_wait_del(fs, ip->ino);
 	return err;

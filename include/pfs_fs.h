@@ -232,11 +232,10 @@ void gl_op_done(struct pfs_fs *fs);
 /* Opens across nodes (inode.c I5), under fs->lock.  hold/drop: OPEN(ino)
  * SH while this node has the inode open (hold: 0 or an error, never a
  * wait); excl: OPEN(ino) EX without waiting, -EBUSY while a peer (or a
- * dead peer not yet recovered) has it open; unexcl releases it. */
+ * dead peer not yet recovered) has it open; drop releases either. */
 int gl_open_hold(struct pfs_fs *fs, uint64_t ino);
 void gl_open_drop(struct pfs_fs *fs, uint64_t ino);
 int gl_open_excl(struct pfs_fs *fs, uint64_t ino);
-void gl_open_unexcl(struct pfs_fs *fs, uint64_t ino);
 /* Remember that the kernel may cache name in directory dp. */
 void gl_note_name(struct pfs_fs *fs, struct inode *dp, const char *name);
 void gl_free_names(struct inode *ip);
